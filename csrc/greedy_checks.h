@@ -1,0 +1,44 @@
+// Input validation shared by the CPU and GPU launchers.
+//
+// Every check runs before anything is written, so a call that raises leaves
+// `out` untouched. Each message says what was expected and what came.
+#pragma once
+
+#include <torch/library.h>
+#include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
+
+#include "greedy_key.h"
+
+namespace safe_greedy {
+
+inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& logits) {
+  TORCH_CHECK(logits.dim() == 2,
+              "greedy_sample: logits must be 2-D [batch, vocab], got a ", logits.dim(),
+              "-D tensor of shape ", logits.sizes());
+  const auto dtype = logits.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+              "greedy_sample: logits must be float32, float16 or bfloat16, got ", dtype);
+  const int64_t batch = logits.size(0);
+  const int64_t vocab = logits.size(1);
+  TORCH_CHECK(vocab > 0,
+              "greedy_sample: the vocab dimension of logits is empty (shape ", logits.sizes(),
+              "); argmax of an empty row is undefined");
+  TORCH_CHECK(static_cast<uint64_t>(vocab) < kMaxVocab,
+              "greedy_sample: vocab must be below 2^32 - 1, got ", vocab);
+  TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ", out.dim(),
+              "-D tensor of shape ", out.sizes());
+  TORCH_CHECK(out.size(0) == batch, "greedy_sample: out must have one entry per row of logits (",
+              batch, "), got ", out.size(0));
+  TORCH_CHECK(out.scalar_type() == at::kInt || out.scalar_type() == at::kLong,
+              "greedy_sample: out must be int32 or int64, got ", out.scalar_type());
+  TORCH_CHECK(out.device() == logits.device(),
+              "greedy_sample: out must be on the logits' device (", logits.device(), "), got ",
+              out.device());
+  TORCH_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes,
+              "greedy_sample: out has overlapping entries (stride ", out.stride(0),
+              "); every row needs its own slot");
+  at::assert_no_overlap(out, logits);
+}
+
+}  // namespace safe_greedy

@@ -1,0 +1,77 @@
+// CPU launcher of greedy_sample: validation, dtype dispatch and threading
+// around the torch-free segment kernel in greedy_cpu.h.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "greedy_checks.h"
+#include "greedy_cpu.h"
+#include "greedy_dispatch.h"
+#include "greedy_ops.h"
+
+namespace safe_greedy {
+namespace {
+
+// Below this many elements a segment is not worth a thread of its own.
+constexpr int64_t kMinSegment = 16384;
+
+template <class T, class IndexT>
+void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_t batch,
+                        int64_t vocab, int64_t row_stride, int64_t column_stride) {
+  const uint32_t n = static_cast<uint32_t>(vocab);
+  const int64_t threads = at::get_num_threads();
+  // Enough segments per row to give every thread work when the batch is short.
+  int64_t segments = 1;
+  if (batch < threads) {
+    segments = std::min((threads + batch - 1) / batch, std::max<int64_t>(1, vocab / kMinSegment));
+  }
+
+  if (segments == 1) {
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const key_t k = cpu::segment_key(logits + r * row_stride, column_stride, 0, n);
+        out[r * out_stride] = static_cast<IndexT>(key_index(k));
+      }
+    });
+    return;
+  }
+
+  const int64_t per_segment = (vocab + segments - 1) / segments;
+  std::vector<key_t> keys(static_cast<size_t>(batch * segments), kEmptyKey);
+  at::parallel_for(0, batch * segments, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t r = item / segments;
+      const int64_t first = (item % segments) * per_segment;
+      const int64_t last = std::min(vocab, first + per_segment);
+      if (first < last) {
+        keys[item] = cpu::segment_key(logits + r * row_stride, column_stride,
+                                      static_cast<uint32_t>(first), static_cast<uint32_t>(last));
+      }
+    }
+  });
+  for (int64_t r = 0; r < batch; ++r) {
+    key_t k = kEmptyKey;
+    for (int64_t s = 0; s < segments; ++s) k = max_key(k, keys[r * segments + s]);
+    out[r * out_stride] = static_cast<IndexT>(key_index(k));
+  }
+}
+
+}  // namespace
+
+void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits) {
+  check_greedy_sample_args(out, logits);
+  TORCH_CHECK(logits.device().is_cpu(), "greedy_sample: the CPU kernel got logits on ",
+              logits.device());
+  if (logits.size(0) == 0) return;
+  SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
+    SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
+      greedy_sample_rows<LogitsT, IndexT>(
+          out.data_ptr<IndexT>(), out.stride(0),
+          reinterpret_cast<const LogitsT*>(logits.const_data_ptr()), logits.size(0),
+          logits.size(1), logits.stride(0), logits.stride(1));
+    });
+  });
+}
+
+}  // namespace safe_greedy

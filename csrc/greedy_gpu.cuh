@@ -1,0 +1,290 @@
+// The GPU kernel of greedy_sample, one source for CUDA (nvcc) and ROCm (hip).
+//
+// Torch-free: raw pointers, templated on the logits' storage type and the
+// output's index type. greedy_cuda.cu launches it; tests/gpu_compile compiles
+// it for AMD targets without torch.
+//
+// Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
+//   * The grid is a 1-D list of items, `splits` consecutive items per row, so
+//     that more rows than any grid dimension limit are fine and a short batch
+//     still fills the GPU.
+//   * Each thread keeps kUnroll running maxima in the float domain (cheap to
+//     update per element); keys are built only once per thread, when reducing.
+//   * A block reduces its threads' keys; with one item per row that block
+//     writes the answer. With several, each block atomically maxes its key into
+//     a per-row slot and bumps a per-row counter; the last block to arrive
+//     writes the answer and returns slot and counter to zero, so the workspace
+//     never needs a memset between calls.
+//   * Loads are 16 bytes wide. The head of a row before the first 16-byte
+//     boundary and the tail after the last whole vector are read one element
+//     at a time, selected by index, so no lane past the row ever takes part.
+#pragma once
+
+#include <stdint.h>
+
+#if defined(__HIPCC__)
+#include <hip/hip_runtime.h>
+#include <hip/hip_fp16.h>
+#else
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#endif
+
+#include "greedy_key.h"
+
+namespace safe_greedy {
+namespace gpu {
+
+// Threads per block, and 16-byte loads in flight per thread per iteration.
+constexpr int kThreads = 256;
+constexpr int kUnroll = 4;
+
+// The hardware's warp width, as a compile-time constant: ROCm's warpSize is not
+// constexpr, AMD CDNA (gfx9) runs 64-wide waves, RDNA and NVIDIA 32-wide.
+#if defined(__HIP_DEVICE_COMPILE__) && defined(__AMDGCN_WAVEFRONT_SIZE__)
+constexpr int kWarpSize = __AMDGCN_WAVEFRONT_SIZE__;
+#elif defined(__HIP_DEVICE_COMPILE__) && defined(__AMDGCN_WAVEFRONT_SIZE)
+constexpr int kWarpSize = __AMDGCN_WAVEFRONT_SIZE;
+#elif defined(__HIP_DEVICE_COMPILE__) && defined(__GFX9__)
+constexpr int kWarpSize = 64;
+#else
+constexpr int kWarpSize = 32;
+#endif
+static_assert(kThreads % 64 == 0, "blocks must be whole waves at width 32 and 64");
+
+// Butterfly exchange across the whole warp. HIP takes no lane mask (and its
+// newer _sync forms reject 32-bit ones); CUDA needs the full-warp mask.
+__device__ __forceinline__ key_t shuffle_xor(key_t v, int lane_mask) {
+#if defined(__HIPCC__)
+  return __shfl_xor(v, lane_mask, kWarpSize);
+#else
+  return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask);
+#endif
+}
+
+__device__ __forceinline__ key_t warp_max_key(key_t k) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    k = max_key(k, shuffle_xor(k, offset));
+  }
+  return k;
+}
+
+// Maximum key over the block; valid in thread 0.
+__device__ __forceinline__ key_t block_max_key(key_t k) {
+  constexpr int kWarps = kThreads / kWarpSize;
+  __shared__ key_t warp_keys[kWarps];
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  k = warp_max_key(k);
+  if (lane == 0) warp_keys[warp] = k;
+  __syncthreads();
+  if (warp == 0) {
+    k = lane < kWarps ? warp_keys[lane] : kEmptyKey;
+    k = warp_max_key(k);
+  }
+  return k;
+}
+
+// How a 16-byte vector of each storage type widens to floats.
+template <class T>
+struct Vector;
+
+template <>
+struct Vector<float> {
+  static constexpr int kElements = 4;
+  __device__ __forceinline__ static float get(const uint4& v, int k) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    return __uint_as_float(w[k]);
+  }
+  __device__ __forceinline__ static float scalar(const float* p) { return *p; }
+};
+
+template <>
+struct Vector<bf16_t> {
+  static constexpr int kElements = 8;
+  __device__ __forceinline__ static float get(const uint4& v, int k) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    // Little-endian: the even element is the low half of each word.
+    return __uint_as_float((k & 1) ? (w[k / 2] & 0xFFFF0000u) : (w[k / 2] << 16));
+  }
+  __device__ __forceinline__ static float scalar(const bf16_t* p) {
+    return bf16_bits_to_float(p->bits);
+  }
+};
+
+template <>
+struct Vector<fp16_t> {
+  static constexpr int kElements = 8;
+  __device__ __forceinline__ static float half_bits(uint16_t b) {
+    return __half2float(__ushort_as_half(b));
+  }
+  __device__ __forceinline__ static float get(const uint4& v, int k) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    return half_bits(static_cast<uint16_t>((k & 1) ? (w[k / 2] >> 16) : (w[k / 2] & 0xFFFFu)));
+  }
+  __device__ __forceinline__ static float scalar(const fp16_t* p) { return half_bits(p->bits); }
+};
+
+// A running maximum over elements visited in increasing index order, in the
+// float domain. `index` starts at the first index the owner will visit, so an
+// owner whose first element is -inf still reports it; owners that visit
+// nothing report kEmptyKey (see key()).
+struct RunningMax {
+  float value;
+  uint32_t index;
+
+  __device__ __forceinline__ void start(uint32_t first_index) {
+    value = -__int_as_float(0x7F800000);  // -inf
+    index = first_index;
+  }
+
+  __device__ __forceinline__ void visit(float v, uint32_t i) {
+    if (replaces(v, value)) {
+      value = v;
+      index = i;
+    }
+  }
+
+  // `visited` says whether the first index was actually read.
+  __device__ __forceinline__ key_t key(bool visited) const {
+    return visited ? make_key(value, index) : kEmptyKey;
+  }
+};
+
+struct Params {
+  const void* logits;
+  void* out;
+  int64_t out_stride;     // elements between outputs
+  int64_t row_stride;     // elements between rows
+  int64_t column_stride;  // elements between columns (1 for the fast path)
+  uint32_t vocab;
+  uint32_t splits;             // items per row
+  uint32_t units_per_split;    // vectors (contiguous) or elements (strided)
+  key_t* row_keys;             // [rows], zero between calls; used when splits > 1
+  uint32_t* row_arrivals;      // [rows], zero between calls; used when splits > 1
+};
+
+// This thread's key over its share of item (row, split) of a row whose vocab
+// dimension is contiguous.
+template <class T>
+__device__ __forceinline__ key_t contiguous_item_key(const T* __restrict__ row, const Params& p,
+                                                     uint32_t split) {
+  constexpr int kElems = Vector<T>::kElements;
+  const int tid = threadIdx.x;
+  // Elements before the first 16-byte boundary; rows are element-aligned.
+  const uint32_t misalignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) & 15u);
+  uint32_t head = ((16u - misalignment) & 15u) / sizeof(T);
+  head = head < p.vocab ? head : p.vocab;
+  const uint32_t vectors = (p.vocab - head) / kElems;
+  const uint32_t body_end = head + vectors * kElems;  // first tail element
+  const uint4* __restrict__ vec = reinterpret_cast<const uint4*>(row + head);
+
+  const uint32_t v_begin = split * p.units_per_split;
+  const uint32_t v_end_unclamped = v_begin + p.units_per_split;
+  const uint32_t v_end = v_end_unclamped < vectors ? v_end_unclamped : vectors;
+
+  key_t k = kEmptyKey;
+  if (v_begin < v_end) {
+    // Accumulator u visits vectors v_begin + u*kThreads + tid + n*kUnroll*kThreads.
+    RunningMax acc[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) acc[u].start(head + (v_begin + u * kThreads + tid) * kElems);
+    uint32_t base = v_begin;
+    // Whole iterations: every load in range, no checks.
+    for (; base + kUnroll * kThreads <= v_end; base += kUnroll * kThreads) {
+      uint4 loaded[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) loaded[u] = vec[base + u * kThreads + tid];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t first = head + (base + u * kThreads + tid) * kElems;
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[u].visit(Vector<T>::get(loaded[u], e), first + e);
+      }
+    }
+    // The last, partial iteration: each load checked against the end by index.
+    if (base < v_end) {
+      uint4 loaded[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t v = base + u * kThreads + tid;
+        if (v < v_end) loaded[u] = vec[v];
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t v = base + u * kThreads + tid;
+        if (v < v_end) {
+          const uint32_t first = head + v * kElems;
+#pragma unroll
+          for (int e = 0; e < kElems; ++e) acc[u].visit(Vector<T>::get(loaded[u], e), first + e);
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      k = max_key(k, acc[u].key(v_begin + u * kThreads + tid < v_end));
+    }
+  }
+
+  // The scalar head and tail (fewer than kElems each), done by the first item.
+  if (split == 0 && tid < kElems) {
+    if (static_cast<uint32_t>(tid) < head) {
+      k = max_key(k, make_key(Vector<T>::scalar(row + tid), tid));
+    }
+    const uint32_t t = body_end + tid;
+    if (t < p.vocab) k = max_key(k, make_key(Vector<T>::scalar(row + t), t));
+  }
+  return k;
+}
+
+// This thread's key over its share of item (row, split) of a row whose vocab
+// dimension has a stride other than 1: one element at a time.
+template <class T>
+__device__ __forceinline__ key_t strided_item_key(const T* __restrict__ row, const Params& p,
+                                                  uint32_t split) {
+  const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
+  const uint64_t end64 = begin64 + p.units_per_split;
+  const uint32_t end = static_cast<uint32_t>(end64 < p.vocab ? end64 : p.vocab);
+  const uint32_t first = static_cast<uint32_t>(begin64) + threadIdx.x;
+  RunningMax acc;
+  acc.start(first);
+  for (uint32_t i = first; i < end; i += kThreads) {
+    acc.visit(Vector<T>::scalar(row + static_cast<int64_t>(i) * p.column_stride), i);
+  }
+  return acc.key(first < end);
+}
+
+template <class T, class OutT, bool kContiguous>
+__global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p) {
+  const uint32_t item = blockIdx.x;
+  const uint32_t row = item / p.splits;
+  const uint32_t split = item - row * p.splits;
+  // 64-bit: rows * row_stride passes 2^31 in real serving.
+  const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
+
+  key_t k = kContiguous ? contiguous_item_key<T>(row_ptr, p, split)
+                        : strided_item_key<T>(row_ptr, p, split);
+  k = block_max_key(k);
+  if (threadIdx.x != 0) return;
+
+  OutT* out = static_cast<OutT*>(p.out);
+  if (p.splits == 1) {
+    out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(k));
+    return;
+  }
+  // Publish this block's key, then count it in; the fence orders the two so
+  // the last block to arrive sees every other block's key.
+  atomicMax(reinterpret_cast<unsigned long long*>(&p.row_keys[row]),
+            static_cast<unsigned long long>(k));
+  __threadfence();
+  const uint32_t arrived = atomicAdd(&p.row_arrivals[row], 1u);
+  if (arrived != p.splits - 1) return;
+  __threadfence();
+  const key_t final_key = atomicExch(reinterpret_cast<unsigned long long*>(&p.row_keys[row]), 0ull);
+  p.row_arrivals[row] = 0;
+  out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(final_key));
+}
+
+}  // namespace gpu
+}  // namespace safe_greedy

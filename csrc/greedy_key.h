@@ -1,0 +1,135 @@
+// The ordering rule of greedy_sample, shared by the CPU and GPU kernels.
+//
+// torch.argmax over a row returns the index of the first NaN if the row has
+// one, otherwise the lowest index among the elements equal to the maximum
+// (IEEE equality: -0.0 ties +0.0, -inf ties -inf). Everything in this file
+// exists to reproduce exactly that, whatever order the elements are visited in.
+//
+// The central object is a 64-bit key:
+//   high 32 bits: an order-preserving image of the value, with every NaN mapped
+//                 to one image above +inf and -0.0 mapped to +0.0;
+//   low 32 bits:  0xFFFFFFFF - index, so that among equal values the lowest
+//                 index has the largest key.
+// The largest key of a row is the torch answer, so partial results can be
+// combined with a plain unsigned max in any order (threads, warps, blocks,
+// CPU chunks). Key 0 is below every real key and is the empty result.
+//
+// This header is torch-free and compiles as plain C++, CUDA and HIP.
+#pragma once
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__HIPCC__)
+#include <hip/hip_runtime.h>  // defines __forceinline__ for clang's HIP mode
+#endif
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define SG_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define SG_HOST_DEVICE inline
+#endif
+
+namespace safe_greedy {
+
+using key_t = uint64_t;
+
+// The empty result: smaller than the key of any element.
+constexpr key_t kEmptyKey = 0;
+
+// Largest index a key can hold; rows must be shorter than this.
+constexpr uint64_t kMaxVocab = 0xFFFFFFFFull;
+
+SG_HOST_DEVICE uint32_t float_bits(float v) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+  return __float_as_uint(v);
+#else
+  uint32_t u;
+  memcpy(&u, &v, sizeof(u));
+  return u;
+#endif
+}
+
+SG_HOST_DEVICE float bits_to_float(uint32_t u) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+  return __uint_as_float(u);
+#else
+  float v;
+  memcpy(&v, &u, sizeof(v));
+  return v;
+#endif
+}
+
+// Order-preserving image of a float: a < b  <=>  image(a) < image(b) for
+// non-NaN a, b, with image(-0.0) == image(+0.0) and every NaN (any sign, any
+// payload) above image(+inf). The smallest image produced is image(-inf) =
+// 0x007FFFFF, so an image of 0 never occurs.
+SG_HOST_DEVICE uint32_t order_image(float v) {
+  uint32_t u = float_bits(v);
+  // Decided on the bits, so that no floating-point flag can change it.
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0xFFFFFFFFu;  // NaN: above +inf
+  if ((u << 1) == 0) u = 0;                                  // -0.0 -> +0.0
+  // Positive floats: set the sign bit so they sit above all negatives.
+  // Negative floats: flip every bit so larger magnitudes sort lower.
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+SG_HOST_DEVICE key_t make_key(float v, uint32_t index) {
+  return (static_cast<key_t>(order_image(v)) << 32) |
+         static_cast<key_t>(0xFFFFFFFFu - index);
+}
+
+SG_HOST_DEVICE uint32_t key_index(key_t key) {
+  return 0xFFFFFFFFu - static_cast<uint32_t>(key);
+}
+
+SG_HOST_DEVICE key_t max_key(key_t a, key_t b) { return a > b ? a : b; }
+
+// The same rule in the float domain, for the hot loops, which visit the
+// elements of one running maximum in increasing index order: `v` (at a higher
+// index than `best`) replaces `best` exactly when make_key(v, later) >
+// make_key(best, earlier). A NaN replaces any non-NaN and is never replaced;
+// ties (including -0.0 vs +0.0) keep the earlier element.
+SG_HOST_DEVICE bool replaces(float v, float best) {
+  return !(v <= best) && (best == best);
+}
+
+// fp16 and bf16 widen to fp32 exactly; comparing the widened values is the
+// same as comparing the originals.
+SG_HOST_DEVICE float bf16_bits_to_float(uint16_t b) {
+  return bits_to_float(static_cast<uint32_t>(b) << 16);
+}
+
+// Portable IEEE binary16 -> binary32 (the GPU kernels use the hardware
+// conversion instead; tests check that both agree on all 65536 inputs).
+SG_HOST_DEVICE float fp16_bits_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1Fu;
+  uint32_t mantissa = h & 0x3FFu;
+  if (exponent == 0x1Fu) {  // inf or NaN: keep the payload
+    return bits_to_float(sign | 0x7F800000u | (mantissa << 13));
+  }
+  if (exponent == 0) {
+    if (mantissa == 0) return bits_to_float(sign);  // +-0
+    // Subnormal: normalise the mantissa.
+    exponent = 113;  // 127 - 15 + 1
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    mantissa &= 0x3FFu;
+    return bits_to_float(sign | (exponent << 23) | (mantissa << 13));
+  }
+  return bits_to_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+// Storage tags for the 16-bit formats: the kernels are templated on these so
+// that the header needs neither torch's nor the vendors' half types.
+struct bf16_t {
+  uint16_t bits;
+};
+struct fp16_t {
+  uint16_t bits;
+};
+
+}  // namespace safe_greedy
