@@ -4,9 +4,19 @@ With a CUDA or ROCm build of torch (and its toolkit present) this builds a
 CUDAExtension holding the CPU and GPU kernels; torch hipifies the GPU sources
 on ROCm. Otherwise it builds a CppExtension with the CPU kernel only.
 SAFE_GREEDY_BUILD=cpu or =gpu forces one or the other.
+
+Without CUDA_HOME (or CUDA_PATH) set, the CUDA toolkit is the one the `nvcc`
+on PATH really runs, even when that `nvcc` is a wrapper script outside the
+toolkit. Without TORCH_CUDA_ARCH_LIST set and with no GPU visible, the CUDA
+build targets DEFAULT_CUDA_ARCH_LIST.
 """
 
 import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 
 import torch
 from setuptools import find_packages, setup
@@ -16,16 +26,119 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CPU_SOURCES = ["csrc/greedy_ops.cpp", "csrc/greedy_cpu.cpp"]
 GPU_SOURCES = ["csrc/greedy_cuda.cu", "csrc/greedy_gpu_workspace.cu"]
 
+# With no GPU to look at, torch has no architecture to derive the list from
+# (2.14 stops with an IndexError on the empty list), and a long list would
+# multiply the build time. 8.0 (A100) also runs on the other 8.x parts (A10,
+# L4, L40: same major version), 9.0 is H100/H200, and the 9.0 PTX lets newer
+# GPUs (Blackwell) JIT-compile the kernels at load time.
+DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
+
+
+def log(message: str) -> None:
+    # stderr: pip shows it with -v, and always when the build fails.
+    print(f"safe-greedy setup: {message}", file=sys.stderr, flush=True)
+
+
+def is_cuda_toolkit(path) -> bool:
+    return bool(path) and os.path.isfile(os.path.join(path, "include", "cuda_runtime.h"))
+
+
+def toolkit_of_nvcc(nvcc: str):
+    """The toolkit folder the given nvcc really runs from, or None.
+
+    The nvcc driver prints its own install folder as `#$ TOP=...` in a dry
+    run, whatever script or link it was started through.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "probe.cu")
+        with open(probe, "w") as f:
+            f.write("\n")
+        try:
+            run = subprocess.run(
+                [nvcc, "-v", "--dryrun", "-c", probe, "-o", os.path.join(tmp, "probe.o")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                universal_newlines=True,
+                timeout=120,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+    for line in run.stdout.splitlines():
+        match = re.match(r"#\$ TOP=(.+)$", line.strip())
+        if match:
+            return os.path.normpath(match.group(1).strip().strip('"'))
+    return None
+
+
+def resolve_cuda_home():
+    """The CUDA toolkit to build with (a CUDA build of torch only), or None.
+
+    torch guesses the toolkit as the folder above the `nvcc` on PATH; when that
+    `nvcc` is a wrapper in /usr/local/bin the guess is /usr/local, which holds
+    no CUDA headers and no libcudart, and the link fails. Finding the real
+    folder here sets it for torch's build steps and for the tools they start.
+    """
+    guess = cpp_extension.CUDA_HOME
+    if torch.version.cuda is None or os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return guess  # not a CUDA torch, or the user's choice stands
+    if is_cuda_toolkit(guess):
+        return guess
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc is not None:
+        candidates.append(toolkit_of_nvcc(nvcc))
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    for candidate in candidates:
+        if is_cuda_toolkit(candidate) and os.path.isfile(os.path.join(candidate, "bin", "nvcc")):
+            if candidate != guess:
+                log(f"CUDA_HOME is not set and torch's guess {guess!r} is no CUDA toolkit; "
+                    f"using {candidate!r}")
+            os.environ["CUDA_HOME"] = candidate
+            cpp_extension.CUDA_HOME = candidate
+            return candidate
+    cpp_extension.CUDA_HOME = None
+    return None
+
+
+CUDA_TOOLKIT = resolve_cuda_home()
+
 
 def want_gpu_build() -> bool:
     choice = os.environ.get("SAFE_GREEDY_BUILD", "auto").lower()
     if choice not in ("auto", "cpu", "gpu"):
         raise SystemExit(f"SAFE_GREEDY_BUILD must be auto, cpu or gpu, got {choice!r}")
-    if choice != "auto":
-        return choice == "gpu"
+    if choice == "cpu":
+        return False
     if torch.version.hip is not None:
-        return cpp_extension.ROCM_HOME is not None
-    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+        usable = cpp_extension.ROCM_HOME is not None
+        missing = "no ROCm install was found (set ROCM_HOME)"
+    elif torch.version.cuda is not None:
+        usable = CUDA_TOOLKIT is not None
+        missing = ("no CUDA toolkit was found (CUDA_HOME is not set, and neither the nvcc on "
+                   "PATH nor /usr/local/cuda leads to one)")
+    else:
+        usable = False
+        missing = f"torch {torch.__version__} is a CPU-only build"
+    if usable:
+        return True
+    if choice == "gpu":
+        raise SystemExit(f"SAFE_GREEDY_BUILD=gpu, but {missing}")
+    if torch.version.cuda is not None or torch.version.hip is not None:
+        log(f"WARNING: building the CPU kernel only, without the GPU kernel: {missing}. "
+            "Set CUDA_HOME (or ROCM_HOME) to the toolkit's folder to build both.")
+    return False
+
+
+def default_cuda_arch_list() -> None:
+    """Pick the CUDA architectures where torch has no GPU to pick them from."""
+    if torch.version.hip is not None or os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        return
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return  # torch builds for the visible GPUs
+    os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+    log(f"no GPU visible and TORCH_CUDA_ARCH_LIST unset: building for "
+        f"TORCH_CUDA_ARCH_LIST={DEFAULT_CUDA_ARCH_LIST!r}")
 
 
 def extension():
@@ -35,6 +148,7 @@ def extension():
     cxx_flags = ["-O3"]
     include_dirs = [os.path.join(HERE, "csrc")]
     if want_gpu_build():
+        default_cuda_arch_list()
         gpu_flags = ["-O3"]
         if torch.version.hip is None:
             gpu_flags += ["--expt-relaxed-constexpr", "-lineinfo"]

@@ -24,8 +24,8 @@ inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& lo
   TORCH_CHECK(vocab > 0,
               "greedy_sample: the vocab dimension of logits is empty (shape ", logits.sizes(),
               "); argmax of an empty row is undefined");
-  TORCH_CHECK(static_cast<uint64_t>(vocab) < kMaxVocab,
-              "greedy_sample: vocab must be below 2^32 - 1, got ", vocab);
+  TORCH_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
+              "greedy_sample: vocab must be at most 2^31 - 1, got ", vocab);
   TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ", out.dim(),
               "-D tensor of shape ", out.sizes());
   TORCH_CHECK(out.size(0) == batch, "greedy_sample: out must have one entry per row of logits (",

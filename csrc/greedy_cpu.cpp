@@ -30,7 +30,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
   if (segments == 1) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const key_t k = cpu::segment_key(logits + r * row_stride, column_stride, 0, n);
+        const Key k = cpu::segment_key(logits + r * row_stride, column_stride, 0, n);
         out[r * out_stride] = static_cast<IndexT>(key_index(k));
       }
     });
@@ -38,7 +38,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
   }
 
   const int64_t per_segment = (vocab + segments - 1) / segments;
-  std::vector<key_t> keys(static_cast<size_t>(batch * segments), kEmptyKey);
+  std::vector<Key> keys(static_cast<size_t>(batch * segments), kEmptyKey);
   at::parallel_for(0, batch * segments, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t r = item / segments;
@@ -51,7 +51,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
     }
   });
   for (int64_t r = 0; r < batch; ++r) {
-    key_t k = kEmptyKey;
+    Key k = kEmptyKey;
     for (int64_t s = 0; s < segments; ++s) k = max_key(k, keys[r * segments + s]);
     out[r * out_stride] = static_cast<IndexT>(key_index(k));
   }

@@ -156,7 +156,7 @@ inline uint32_t first_nan(const T* __restrict__ p, uint32_t n) {
 // Key of a contiguous segment p[0, n), whose first element has row index
 // first_index. n >= 1.
 template <class T>
-inline key_t contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index) {
+inline Key contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index) {
   using lane_t = typename Lanes<T>::lane_t;
   lane_t best_lane = 0;
   uint32_t best = 0;  // offset in the segment
@@ -183,7 +183,7 @@ inline key_t contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index
 // Key of elements [begin, end) of a row whose elements are `stride` apart.
 // Used when the vocab dimension is not contiguous; begin < end.
 template <class T>
-inline key_t strided_segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
+inline Key strided_segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
   float best = Lanes<T>::to_float(row[static_cast<int64_t>(begin) * stride]);
   uint32_t best_index = begin;
   for (uint32_t i = begin + 1; i < end; ++i) {
@@ -198,7 +198,7 @@ inline key_t strided_segment_key(const T* row, int64_t stride, uint32_t begin, u
 
 // Key of elements [begin, end) of a row; begin < end.
 template <class T>
-inline key_t segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
+inline Key segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
   if (stride == 1) return contiguous_segment_key(row + begin, end - begin, begin);
   return strided_segment_key(row, stride, begin, end);
 }

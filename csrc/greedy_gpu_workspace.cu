@@ -21,7 +21,7 @@ struct Slots {
 Slots create_slots(int64_t rows) {
   cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
   C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
-  const size_t key_bytes = static_cast<size_t>(rows) * sizeof(key_t);
+  const size_t key_bytes = static_cast<size_t>(rows) * sizeof(Key);
   const size_t bytes = key_bytes + static_cast<size_t>(rows) * sizeof(uint32_t);
   void* memory = nullptr;
   cudaError_t err = cudaMalloc(&memory, bytes);
@@ -35,7 +35,7 @@ Slots create_slots(int64_t rows) {
   if (err != cudaSuccess && memory != nullptr) cudaFree(memory);
   C10_CUDA_CHECK(err);
   auto* base = static_cast<unsigned char*>(memory);
-  return Slots{Workspace{reinterpret_cast<key_t*>(base),
+  return Slots{Workspace{reinterpret_cast<Key*>(base),
                          reinterpret_cast<uint32_t*>(base + key_bytes)},
                rows};
 }

@@ -32,13 +32,14 @@
 
 namespace safe_greedy {
 
-using key_t = uint64_t;
+using Key = uint64_t;
 
 // The empty result: smaller than the key of any element.
-constexpr key_t kEmptyKey = 0;
+constexpr Key kEmptyKey = 0;
 
-// Largest index a key can hold; rows must be shorter than this.
-constexpr uint64_t kMaxVocab = 0xFFFFFFFFull;
+// The longest row: indices fit the key's 32-bit field, and loops that step an
+// index past the end of a row (by a block or a chunk) cannot wrap around.
+constexpr uint64_t kMaxVocab = 0x7FFFFFFFull;
 
 SG_HOST_DEVICE uint32_t float_bits(float v) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
@@ -74,16 +75,16 @@ SG_HOST_DEVICE uint32_t order_image(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-SG_HOST_DEVICE key_t make_key(float v, uint32_t index) {
-  return (static_cast<key_t>(order_image(v)) << 32) |
-         static_cast<key_t>(0xFFFFFFFFu - index);
+SG_HOST_DEVICE Key make_key(float v, uint32_t index) {
+  return (static_cast<Key>(order_image(v)) << 32) |
+         static_cast<Key>(0xFFFFFFFFu - index);
 }
 
-SG_HOST_DEVICE uint32_t key_index(key_t key) {
+SG_HOST_DEVICE uint32_t key_index(Key key) {
   return 0xFFFFFFFFu - static_cast<uint32_t>(key);
 }
 
-SG_HOST_DEVICE key_t max_key(key_t a, key_t b) { return a > b ? a : b; }
+SG_HOST_DEVICE Key max_key(Key a, Key b) { return a > b ? a : b; }
 
 // The same rule in the float domain, for the hot loops, which visit the
 // elements of one running maximum in increasing index order: `v` (at a higher

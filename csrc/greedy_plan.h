@@ -14,35 +14,40 @@ struct LaunchPlan {
   uint32_t units_per_split;  // 16-byte vectors (contiguous rows) or elements (strided rows)
 };
 
-// Items a launch aims for, in full waves of resident blocks: several waves
-// keep the last wave's idle tail small when rows outnumber the SMs.
-constexpr int64_t kWavesPerLaunch = 4;
-
-// An item's least work, per thread: enough 16-byte loads in flight to cover
-// its share of memory latency, and an atomic combine amortised over them.
-constexpr int64_t kMinVectorsPerThread = 2;
+// An item's least work, in 16-byte vectors per thread. Measured on an H100
+// (graph replay, L2-cold): at batch 1-16 the most blocks win, one vector per
+// thread beating a full kUnroll iteration per thread by 0.3-0.6 us, because a
+// block's own serial path (load, reduce, combine) is the latency floor.
+#ifndef SAFE_GREEDY_MIN_VECTORS_PER_THREAD
+#define SAFE_GREEDY_MIN_VECTORS_PER_THREAD 1
+#endif
+constexpr int64_t kMinVectorsPerThread = SAFE_GREEDY_MIN_VECTORS_PER_THREAD;
 constexpr int64_t kMinElementsPerThread = 8;
 
 // Rows that can be split across blocks: sizes the per-row workspace. Batches
 // at least this large get one block per row and use no workspace.
-inline int64_t max_split_rows(int64_t resident_blocks) {
-  return kWavesPerLaunch * resident_blocks;
-}
+inline int64_t max_split_rows(int64_t resident_blocks) { return resident_blocks; }
 
 // resident_blocks: blocks of the kernel resident on the whole GPU at once
 // (multiprocessors x occupancy). elements_per_vector: 16 / sizeof(element).
+//
+// A short batch is split so that the launch is at most one wave: every block
+// starts at once, each ends with one combine, and the combine's latency is
+// paid once per launch rather than once per wave. A batch of at least one
+// wave of rows needs no split; rows are long enough that the last, partial
+// wave still has enough loads in flight to keep memory busy.
 inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
                               int elements_per_vector, int threads_per_block,
                               int64_t resident_blocks) {
   const int64_t units = contiguous ? vocab / elements_per_vector : vocab;
   const int64_t min_units =
       threads_per_block * (contiguous ? kMinVectorsPerThread : kMinElementsPerThread);
-  const int64_t target_items = kWavesPerLaunch * resident_blocks;
   int64_t splits = 1;
   if (batch < max_split_rows(resident_blocks)) {
-    const int64_t wanted = (target_items + batch - 1) / batch;
-    const int64_t most = units / min_units > 1 ? units / min_units : 1;
+    const int64_t wanted = resident_blocks / batch;
+    const int64_t most = units / min_units;
     splits = wanted < most ? wanted : most;
+    if (splits < 1) splits = 1;
   }
   const int64_t per_split = (units + splits - 1) / splits;
   return LaunchPlan{static_cast<uint32_t>(splits),

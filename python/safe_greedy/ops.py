@@ -21,6 +21,13 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
     """``torch.argmax(logits, -1)`` for ``[..., vocab]`` logits, as int64."""
     if logits.dim() == 0:
         raise ValueError("argmax: logits must have a vocab dimension, got a 0-D tensor")
+    if logits.shape[-1] == 0:
+        # Checked here: flattening the leading dimensions of an empty tensor
+        # would fail first, with a message about reshaping.
+        raise RuntimeError(
+            f"argmax: the vocab dimension of logits is empty (shape {list(logits.shape)}); "
+            "argmax of an empty row is undefined"
+        )
     leading = logits.shape[:-1]
     rows = logits.reshape(-1, logits.shape[-1]) if logits.dim() != 2 else logits
     out = torch.empty(rows.shape[0], dtype=torch.int64, device=logits.device)

@@ -1,0 +1,37 @@
+# Developer and CI entry points. None needs a GPU.
+#
+#   make install     build the extension in place (CUDA/ROCm build when torch and a toolkit allow)
+#   make test        the Python test suite
+#   make cpp-test    the torch-free C++ tests, through CMake and ctest
+#   make check-cuda  compile the GPU kernels for sm_90 with nvcc and check the SASS
+#   make check-hip   compile the GPU kernels for MI200/MI300 with clang and check the assembly
+#   make check       all of the above but install
+
+PYTHON ?= python3
+NVCC ?= nvcc
+CMAKE ?= cmake
+CTEST ?= ctest
+CMAKE_BUILD_DIR ?= build/cmake
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+GPU_COMPILE_SOURCE := tests/gpu_compile/instantiate_kernels.cu
+
+.PHONY: install test cpp-test check-cuda check-hip check
+
+install:
+	$(PYTHON) -m pip install --no-build-isolation -e .
+
+test:
+	$(PYTHON) -m pytest tests
+
+cpp-test:
+	$(CMAKE) -S . -B $(CMAKE_BUILD_DIR)
+	$(CMAKE) --build $(CMAKE_BUILD_DIR) -j $(JOBS)
+	cd $(CMAKE_BUILD_DIR) && $(CTEST) --output-on-failure
+
+check-cuda:
+	NVCC=$(NVCC) PYTHON=$(PYTHON) bash scripts/check_cuda_build.sh $(GPU_COMPILE_SOURCE) build/check-cuda
+
+check-hip:
+	bash scripts/check_hip_build.sh $(GPU_COMPILE_SOURCE) build/check-hip
+
+check: cpp-test check-cuda check-hip test

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Compile a torch-free source with nvcc for H100 (sm_90) on a machine without a
+# GPU, and check the SASS for the 16-byte loads the kernels depend on.
+#   usage: scripts/check_cuda_build.sh SOURCE.cu [OUTDIR]
+# NVCC (default: nvcc on PATH) and PYTHON (default: python3) may be overridden.
+set -euo pipefail
+
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 SOURCE.cu [OUTDIR]" >&2
+  exit 2
+fi
+src=$1
+out=${2:-${TMPDIR:-/tmp}/check_cuda_build}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+name=$(basename "${src%.*}")
+nvcc=${NVCC:-nvcc}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+
+obj=$out/$name.sm_90.o
+"$nvcc" -arch=sm_90 -O3 -std=c++17 -I"$repo/csrc" -c "$src" -o "$obj"
+
+# cuobjdump -sass hands the disassembly to nvdisasm. Toolkits installed from
+# pip wheels (as here) have neither, so look beside the real nvcc (the one on
+# PATH may be a wrapper script) and otherwise fetch NVIDIA's wheels of the two
+# tools into the build folder, away from the Python environment.
+toolkit_bin() {
+  local top
+  top=$("$nvcc" -v --dryrun -c "$src" -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n1)
+  [[ -n $top ]] && echo "$top/bin"
+}
+tools=""
+if command -v cuobjdump >/dev/null && command -v nvdisasm >/dev/null; then
+  tools=$(dirname "$(command -v cuobjdump)")
+fi
+if [[ -z $tools ]]; then
+  bin=$(toolkit_bin || true)
+  if [[ -n $bin && -x $bin/cuobjdump && -x $bin/nvdisasm ]]; then tools=$bin; fi
+fi
+if [[ -z $tools ]]; then
+  cache=$repo/build/cuda-tools
+  tools=$cache/nvidia/cu13/bin
+  if [[ ! -x $tools/cuobjdump || ! -x $tools/nvdisasm ]]; then
+    echo "installing cuobjdump and nvdisasm into $cache..." >&2
+    "$python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$cache" \
+      'nvidia-cuda-cuobjdump>=13,<14' 'nvidia-cuda-nvdisasm>=13,<14'
+    chmod +x "$tools"/* 2>/dev/null || true
+  fi
+fi
+
+sass=$out/$name.sm_90.sass
+PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
+
+# One line per kernel: its mangled name and how many 16-byte global loads it has.
+# nvcc 13 writes them as LDG.E.128 on sm_90 (LDG.E.128.CONSTANT and the like
+# where the compiler proves the data read-only); both count.
+summary=$(awk '
+  /Function :/ { if (fn != "") print fn, n; fn = $NF; n = 0; next }
+  /LDG\.E\.128/ { n++ }
+  END { if (fn != "") print fn, n }' "$sass")
+if [[ -z $summary ]]; then
+  echo "FAIL: no kernels in $sass" >&2
+  exit 1
+fi
+fail=0
+kernels=0
+while read -r fn loads; do
+  kernels=$((kernels + 1))
+  # kContiguous=true instantiations (template argument `Lb1E`) are the
+  # vectorised path: each must use 16-byte loads.
+  if [[ $fn == *Lb1E* && $loads -eq 0 ]]; then
+    echo "FAIL: $fn has no LDG.E.128 (16-byte loads were split or lost)" >&2
+    fail=1
+  fi
+done <<< "$summary"
+total=$(grep -c 'LDG\.E\.128' "$sass" || true)
+if [[ $total -eq 0 ]]; then
+  echo "FAIL: no LDG.E.128 anywhere in $sass" >&2
+  fail=1
+fi
+[[ $fail -eq 0 ]] || exit 1
+
+echo "OK: $obj ($kernels kernels; LDG.E.128 loads: $total), $sass"

@@ -1,0 +1,172 @@
+// safe_greedy::gpu::plan_launch (csrc/greedy_plan.h) against what the GPU
+// kernel (csrc/greedy_gpu.cuh) and its launcher (csrc/greedy_cuda.cu) assume
+// of a plan, over a grid of batch and vocab sizes, element widths, layouts
+// and GPU sizes. Where a row is small enough, the kernel's index arithmetic is
+// replayed to show that every element is read by exactly one item.
+#include <stdint.h>
+
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "check.h"
+#include "greedy_plan.h"
+
+using safe_greedy::gpu::LaunchPlan;
+using safe_greedy::gpu::max_split_rows;
+using safe_greedy::gpu::plan_launch;
+
+namespace {
+
+// The kernel's block size (gpu::kThreads, which greedy_gpu.cuh takes from
+// SAFE_GREEDY_THREADS): the plan takes it as a parameter from the launcher.
+#ifdef SAFE_GREEDY_THREADS
+constexpr int kThreads = SAFE_GREEDY_THREADS;
+#else
+constexpr int kThreads = 256;
+#endif
+
+// Replays the contiguous kernel's split of one row (contiguous_item_key) for
+// a row starting `head` elements before a 16-byte boundary, in the kernel's
+// own 32-bit arithmetic, and counts how often each element is read.
+bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_t head,
+                                const LaunchPlan& plan) {
+  std::vector<uint8_t> reads(vocab, 0);
+  const uint32_t kElems = static_cast<uint32_t>(elements_per_vector);
+  head = head < vocab ? head : vocab;
+  const uint32_t vectors = (vocab - head) / kElems;
+  const uint32_t body_end = head + vectors * kElems;
+  for (uint32_t split = 0; split < plan.splits; ++split) {
+    const uint32_t v_begin = split * plan.units_per_split;
+    const uint32_t v_end_unclamped = v_begin + plan.units_per_split;
+    const uint32_t v_end = v_end_unclamped < vectors ? v_end_unclamped : vectors;
+    for (uint32_t v = v_begin; v < v_end; ++v) {
+      for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
+    }
+    if (split == 0) {
+      for (uint32_t tid = 0; tid < kElems; ++tid) {
+        if (tid < head) ++reads[tid];
+        if (body_end + tid < vocab) ++reads[body_end + tid];
+      }
+    }
+  }
+  for (uint8_t r : reads) {
+    if (r != 1) return false;
+  }
+  return true;
+}
+
+// The same for the strided kernel (strided_item_key).
+bool strided_reads_each_once(uint32_t vocab, const LaunchPlan& plan) {
+  std::vector<uint8_t> reads(vocab, 0);
+  for (uint32_t split = 0; split < plan.splits; ++split) {
+    const uint64_t begin64 = static_cast<uint64_t>(split) * plan.units_per_split;
+    const uint64_t end64 = begin64 + plan.units_per_split;
+    const uint32_t end = static_cast<uint32_t>(end64 < vocab ? end64 : vocab);
+    for (uint32_t tid = 0; tid < static_cast<uint32_t>(kThreads); ++tid) {
+      for (uint32_t i = static_cast<uint32_t>(begin64) + tid; i < end; i += kThreads) ++reads[i];
+    }
+  }
+  for (uint8_t r : reads) {
+    if (r != 1) return false;
+  }
+  return true;
+}
+
+uint64_t g_plans = 0;
+uint64_t g_replayed = 0;
+
+void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int64_t resident) {
+  const LaunchPlan p = plan_launch(batch, vocab, contiguous, epv, kThreads, resident);
+  ++g_plans;
+  const uint64_t splits = p.splits;
+  const uint64_t per = p.units_per_split;
+  const uint64_t units = contiguous ? vocab / epv : vocab;
+#define CTX "batch=%lld vocab=%u %s epv=%d resident=%lld: splits=%llu units_per_split=%llu"
+#define ARGS                                                                              \
+  static_cast<long long>(batch), vocab, contiguous ? "contiguous" : "strided", epv,       \
+      static_cast<long long>(resident), static_cast<unsigned long long>(splits),          \
+      static_cast<unsigned long long>(per)
+
+  CHECK(splits >= 1 && per >= 1, CTX, ARGS);
+  // Every unit of the row belongs to some item.
+  CHECK(splits * per >= units, CTX " do not cover %llu units", ARGS,
+        static_cast<unsigned long long>(units));
+  // No item starts past the data (an aligned row): no block is launched for
+  // nothing. A misaligned contiguous row has one vector fewer, so its last
+  // item may come out empty, which the kernel handles (kEmptyKey).
+  CHECK(units == 0 ? splits == 1 : (splits - 1) * per < units, CTX " leave an empty item", ARGS);
+  // Splitting needs a workspace slot per row, and the workspace has
+  // max_split_rows(resident) of them.
+  CHECK(splits == 1 || batch < max_split_rows(resident), CTX " split a batch the workspace can't hold",
+        ARGS);
+  if (batch >= max_split_rows(resident)) CHECK(splits == 1, CTX, ARGS);
+  // The launcher refuses grids past int32; the plan must never be the reason.
+  const uint64_t items = static_cast<uint64_t>(batch) * splits;
+  CHECK(items <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()),
+        CTX " need %llu blocks", ARGS, static_cast<unsigned long long>(items));
+  if (splits > 1) {
+    // Every item of a split row has its minimum of work per thread.
+    const uint64_t min_units =
+        static_cast<uint64_t>(kThreads) * (contiguous ? safe_greedy::gpu::kMinVectorsPerThread
+                                                      : safe_greedy::gpu::kMinElementsPerThread);
+    CHECK(per >= min_units, CTX " give an item less than %llu units", ARGS,
+          static_cast<unsigned long long>(min_units));
+  }
+  // The kernel computes item bounds in 32 bits: split * units_per_split +
+  // units_per_split (contiguous), and the first index plus a thread id (strided).
+  if (contiguous) {
+    CHECK(splits * per <= 0xFFFFFFFFull, CTX " overflow the kernel's vector bounds", ARGS);
+  } else {
+    CHECK((splits - 1) * per + kThreads <= 0xFFFFFFFFull, CTX " overflow the first index", ARGS);
+  }
+  // Replay the kernel's reads where that is cheap.
+  if (vocab <= 20000 && (batch % 7 == 1 || batch < 64)) {
+    ++g_replayed;
+    if (contiguous) {
+      for (uint32_t head = 0; head < static_cast<uint32_t>(epv); ++head) {
+        CHECK(contiguous_reads_each_once(vocab, epv, head, p), CTX " head=%u: not every element read once",
+              ARGS, head);
+      }
+    } else {
+      CHECK(strided_reads_each_once(vocab, p), CTX ": not every element read once", ARGS);
+    }
+  }
+#undef ARGS
+#undef CTX
+}
+
+}  // namespace
+
+int main() {
+  const int64_t residents[] = {100, 1056, 2000};
+  std::vector<int64_t> batches = {1,    2,    3,    4,    7,    8,     15,    16,    31,   32,
+                                  63,   64,   100,  127,  128,  255,   256,   399,   400,  401,
+                                  1000, 1024, 1055, 1056, 2048, 4095,  4096,  4224,  7999, 8000,
+                                  8001, 8192, 16384, 32768, 65535, 65536, 99999, 100000};
+  for (int64_t r : residents) {
+    for (int64_t d = -1; d <= 1; ++d) batches.push_back(max_split_rows(r) + d);
+  }
+  std::vector<uint32_t> vocabs = {1,     2,     3,     4,     5,     7,     8,     9,     15,
+                                  16,    17,    31,    32,    33,    100,   255,   256,   257,
+                                  511,   512,   513,   1000,  1023,  1024,  1025,  2047,  2048,
+                                  2049,  4096,  8191,  8192,  8193,  16384, 32000, 32768, 50257,
+                                  65536, 128000, 128256, 131072, 151646, 151936, 152064, 200000,
+                                  256000, 262144, 299999, 300000};
+  test::Rng rng(0x91A4ull);
+  for (int k = 0; k < 24; ++k) vocabs.push_back(1 + static_cast<uint32_t>(rng.below(300000)));
+  for (int k = 0; k < 8; ++k) batches.push_back(1 + static_cast<int64_t>(rng.below(100000)));
+
+  for (int64_t resident : residents) {
+    for (int64_t batch : batches) {
+      for (uint32_t vocab : vocabs) {
+        for (int epv : {4, 8}) {
+          for (bool contiguous : {true, false}) check_plan(batch, vocab, contiguous, epv, resident);
+        }
+      }
+    }
+  }
+  std::printf("test_launch_plan: %llu plans checked, %llu replayed element by element\n",
+              static_cast<unsigned long long>(g_plans), static_cast<unsigned long long>(g_replayed));
+  return test::finish("test_launch_plan");
+}

@@ -1,0 +1,152 @@
+"""The op as PyTorch sees it: schema, fake kernel, opcheck, torch.compile.
+
+DESIGN.md: the op is registered with TORCH_LIBRARY as
+`safe_greedy::greedy_sample(Tensor(a!) out, Tensor logits) -> ()` with CPU and
+CUDA kernels and a fake kernel, so that torch.library.opcheck and
+torch.compile(fullgraph=True) work. torch.compile on the CPU is slow (it builds
+C++), so the compiled tests here are few and small.
+"""
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import safe_greedy
+from conftest import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place
+
+OP = torch.ops.safe_greedy.greedy_sample.default
+
+
+def test_schema_marks_out_as_mutated_and_returns_nothing():
+    schema = OP._schema
+    assert str(schema) == "safe_greedy::greedy_sample(Tensor(a!) out, Tensor logits) -> ()"
+    out_arg, logits_arg = schema.arguments
+    assert out_arg.alias_info is not None and out_arg.alias_info.is_write
+    assert logits_arg.alias_info is None
+    assert len(schema.returns) == 0
+
+
+def test_registered_for_cpu_and_cuda():
+    # The CUDA kernel is registered in CUDA (and ROCm) builds only; a CPU-only
+    # build is fine on a machine without a GPU, but a GPU machine needs it.
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(OP.name(), "CPU")
+    if torch.cuda.is_available():
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(OP.name(), "CUDA")
+
+
+OPCHECK_CASES = [
+    # (dtype, out dtype, layout, batch, vocab)
+    (torch.float32, torch.int64, "contiguous", 4, 33),
+    (torch.float16, torch.int32, "padded", 3, 129),
+    (torch.bfloat16, torch.int64, "transposed", 5, 17),
+    (torch.float32, torch.int32, "offset", 2, 4097),
+    (torch.bfloat16, torch.int32, "column_stride", 3, 65),
+]
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("dtype, out_dtype, layout, batch, vocab", OPCHECK_CASES, ids=str)
+def test_opcheck(device, dtype, out_dtype, layout, batch, vocab):
+    values = make_rows(["random", "sparse_nan", "negative", "all_neg_inf", "ties"][:batch], vocab, dtype, 5)
+    logits = place(values, layout, device, poison="+inf")
+    out = torch.full((batch,), SENTINEL, dtype=out_dtype, device=device)
+    # Raises with the failing sub-test's name if schema, fake kernel, autograd
+    # registration or AOT dispatch is inconsistent with the real kernel.
+    torch.library.opcheck(OP, (out, logits))
+    # opcheck runs the op on copies; run it for real and check the result too.
+    OP(out, logits)
+    assert_argmax_result(out, logits)
+
+
+def test_fake_kernel_checks_shapes_without_data():
+    # Under FakeTensorMode the real kernel never runs; the fake kernel still
+    # rejects a mismatched out.
+    with FakeTensorMode():
+        logits = torch.empty(4, 10)
+        OP(torch.empty(4, dtype=torch.int64), logits)  # fine, returns nothing
+        with pytest.raises(Exception, match=r"4"):
+            OP(torch.empty(3, dtype=torch.int64), logits)
+        with pytest.raises(Exception, match=r"2-D"):
+            OP(torch.empty(4, dtype=torch.int64), torch.empty(4, 10, 2))
+
+
+# ---------------------------------------------------------------------------
+# torch.compile
+# ---------------------------------------------------------------------------
+
+
+def sample_into_new_out(logits):
+    out = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
+    safe_greedy.greedy_sample(out, logits)
+    return out
+
+
+def sample_and_use(logits):
+    # The op's result feeds further computation in the same graph: the
+    # compiler must order the read of out after the in-place write.
+    out = torch.empty(logits.shape[0], dtype=torch.int32, device=logits.device)
+    safe_greedy.greedy_sample(out, logits * 2.0)
+    return out.long() + 1
+
+
+def functional_argmax(logits):
+    return safe_greedy.argmax(logits)
+
+
+def sample_into_given_out(out, logits):
+    torch.ops.safe_greedy.greedy_sample(out, logits)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    # Each compiled test starts from a clean cache so they do not interfere.
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _nasty_logits(batch, vocab, dtype, device, seed=0):
+    kinds = ["random", "all_nan", "all_neg_inf", "negative", "tail_max", "sparse_nan", "signed_zeros"]
+    return make_rows([kinds[i % len(kinds)] for i in range(batch)], vocab, dtype, seed).to(device)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_compile_fullgraph_greedy_sample(device):
+    compiled = torch.compile(sample_into_new_out, fullgraph=True)
+    logits = _nasty_logits(7, 1001, torch.float32, device)
+    result = compiled(logits)
+    assert result.dtype == torch.int64
+    assert_argmax_result(result, logits)
+
+    compiled_use = torch.compile(sample_and_use, fullgraph=True)
+    logits = _nasty_logits(5, 257, torch.bfloat16, device, seed=1)
+    assert torch.equal(compiled_use(logits).cpu(), torch.argmax(logits * 2.0, -1).cpu() + 1)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_compile_fullgraph_argmax(device):
+    compiled = torch.compile(functional_argmax, fullgraph=True)
+    logits = _nasty_logits(6, 4097, torch.float16, device).reshape(2, 3, 4097)
+    result = compiled(logits)
+    assert result.shape == (2, 3)
+    assert_argmax_result(result, logits)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_compile_fullgraph_mutating_a_graph_input(device):
+    # out passed in from outside: the mutation must be visible to the caller.
+    compiled = torch.compile(sample_into_given_out, fullgraph=True)
+    logits = _nasty_logits(6, 130, torch.float32, device)
+    out = torch.full((6,), SENTINEL, dtype=torch.int64, device=device)
+    compiled(out, logits)
+    assert_argmax_result(out, logits)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_compile_dynamic_batch(device):
+    compiled = torch.compile(sample_into_new_out, fullgraph=True, dynamic=True)
+    for batch, seed in ((3, 0), (11, 1), (3, 2)):
+        logits = _nasty_logits(batch, 509, torch.bfloat16, device, seed=seed)
+        result = compiled(logits)
+        assert result.shape == (batch,)
+        assert_argmax_result(result, logits)
