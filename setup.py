@@ -146,6 +146,12 @@ def extension():
     # -O3: the CPU kernel's pass-one loop is written to be vectorised at the
     # baseline ISA; no -march flag, so the wheel runs on any x86-64 or arm64.
     cxx_flags = ["-O3"]
+    link_flags = []
+    # at::parallel_for is inlined into the extension: without -fopenmp its
+    # OpenMP pragma is dropped and the CPU kernel runs on one thread.
+    if torch.backends.openmp.is_available():
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
     include_dirs = [os.path.join(HERE, "csrc")]
     if want_gpu_build():
         default_cuda_arch_list()
@@ -157,6 +163,7 @@ def extension():
             CPU_SOURCES + GPU_SOURCES,
             include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx_flags, "nvcc": gpu_flags},
+            extra_link_args=link_flags,
             py_limited_api=False,
         )
     return cpp_extension.CppExtension(
@@ -164,6 +171,7 @@ def extension():
         CPU_SOURCES,
         include_dirs=include_dirs,
         extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=link_flags,
     )
 
 

@@ -8,35 +8,53 @@
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
 
+#include <string>
+
 #include "greedy_key.h"
 
 namespace safe_greedy {
 
+// Numbers and shapes are formatted with std::to_string, not streamed: seen on
+// an H100 machine's torch build, streaming an integer into the message of a
+// failing check crashed the process (a libstdc++ locale mismatch between the
+// extension's compiler and the loaded runtime), while strings streamed fine.
+inline std::string number_text(int64_t n) { return std::to_string(n); }
+
+inline std::string shape_text(at::IntArrayRef sizes) {
+  std::string text = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(sizes[i]);
+  }
+  return text + "]";
+}
+
 inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& logits) {
   TORCH_CHECK(logits.dim() == 2,
-              "greedy_sample: logits must be 2-D [batch, vocab], got a ", logits.dim(),
-              "-D tensor of shape ", logits.sizes());
+              "greedy_sample: logits must be 2-D [batch, vocab], got a ", number_text(logits.dim()),
+              "-D tensor of shape ", shape_text(logits.sizes()));
   const auto dtype = logits.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
               "greedy_sample: logits must be float32, float16 or bfloat16, got ", dtype);
   const int64_t batch = logits.size(0);
   const int64_t vocab = logits.size(1);
   TORCH_CHECK(vocab > 0,
-              "greedy_sample: the vocab dimension of logits is empty (shape ", logits.sizes(),
+              "greedy_sample: the vocab dimension of logits is empty (shape ",
+              shape_text(logits.sizes()),
               "); argmax of an empty row is undefined");
   TORCH_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
-              "greedy_sample: vocab must be at most 2^31 - 1, got ", vocab);
-  TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ", out.dim(),
-              "-D tensor of shape ", out.sizes());
+              "greedy_sample: vocab must be at most 2^31 - 1, got ", number_text(vocab));
+  TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ",
+              number_text(out.dim()), "-D tensor of shape ", shape_text(out.sizes()));
   TORCH_CHECK(out.size(0) == batch, "greedy_sample: out must have one entry per row of logits (",
-              batch, "), got ", out.size(0));
+              number_text(batch), "), got ", number_text(out.size(0)));
   TORCH_CHECK(out.scalar_type() == at::kInt || out.scalar_type() == at::kLong,
               "greedy_sample: out must be int32 or int64, got ", out.scalar_type());
   TORCH_CHECK(out.device() == logits.device(),
-              "greedy_sample: out must be on the logits' device (", logits.device(), "), got ",
-              out.device());
+              "greedy_sample: out must be on the logits' device (", logits.device().str(),
+              "), got ", out.device().str());
   TORCH_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes,
-              "greedy_sample: out has overlapping entries (stride ", out.stride(0),
+              "greedy_sample: out has overlapping entries (stride ", number_text(out.stride(0)),
               "); every row needs its own slot");
   at::assert_no_overlap(out, logits);
 }

@@ -62,7 +62,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
 void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits) {
   check_greedy_sample_args(out, logits);
   TORCH_CHECK(logits.device().is_cpu(), "greedy_sample: the CPU kernel got logits on ",
-              logits.device());
+              logits.device().str());
   if (logits.size(0) == 0) return;
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {

@@ -48,7 +48,8 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
                                                 gpu::kThreads, resident);
   const int64_t items = batch * plan.splits;
   TORCH_CHECK(items <= std::numeric_limits<int32_t>::max(),
-              "greedy_sample: batch ", batch, " needs more blocks than one launch allows");
+              "greedy_sample: batch ", number_text(batch),
+              " needs more blocks than one launch allows");
 
   gpu::Params p{};
   p.logits = logits.const_data_ptr();
@@ -73,7 +74,8 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
 
 void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
   check_greedy_sample_args(out, logits);
-  TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ", logits.device());
+  TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
+              logits.device().str());
   if (logits.size(0) == 0) return;
   const c10::cuda::CUDAGuard guard(logits.device());
   const int device = logits.get_device();

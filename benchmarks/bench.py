@@ -1,0 +1,715 @@
+#!/usr/bin/env python3
+"""Benchmark safe_greedy.greedy_sample against torch.argmax and friends.
+
+    python benchmarks/bench.py                  # the GPU sweep (CPU if torch sees no GPU)
+    python benchmarks/bench.py --device cpu     # the CPU sweep
+    python benchmarks/bench.py --quick          # a small subset, for smoke tests
+    python benchmarks/report.py benchmarks/results/<file>.json
+
+Writes ``<out>/<device>-<UTC date>.json``; progress goes to stderr, a summary
+to stdout.
+
+GPU method
+----------
+Sweep: dtype {fp32, bf16, fp16} x vocab {3072, 32000, 128256, 129280, 151666,
+151936, 262144} x batch {1, 2, ..., 1024, 4096}; contiguous randn logits.
+
+Contenders, all timed in this one run on the same inputs:
+
+* ``safe_greedy``: ``greedy_sample(out, logits)`` into a preallocated int64 ``out``.
+* ``torch_argmax``: ``torch.argmax(logits, -1)``.
+* ``torch_compile``: ``torch.compile(lambda x: torch.argmax(x, -1), dynamic=True)``,
+  one compiled function for the whole sweep. Compiling per shape would take
+  longer than the rest of the sweep; with ``dynamic=True`` dynamo compiles once
+  per dtype plus once for batch 1 (it specialises sizes of 1), about six
+  compilations. Inductor picks its reduction configuration from the shapes it
+  compiles for, so other shapes may run a configuration tuned for another
+  size. A failure (no C compiler, no Triton) is recorded, not fatal.
+* ``aiter``: ``aiter.greedy_sample(out_int32, logits)`` when ``import aiter``
+  works (ROCm only); otherwise recorded as not installed.
+
+Timing (``safe_greedy.speed``): every call reads one of ``k`` input buffers, the
+next call the next one, and the ``k`` buffers together exceed 2x the L2
+(``L2_cache_size`` from the device, 50 MiB if absent), so every read comes
+from HBM. ``k`` is at most 20000, and all buffers share one pool of at most
+20 GiB (or 60% of free memory). Each contender is timed twice:
+
+* graph: one CUDA graph captures one call per buffer (after warm-up on the
+  capturing side stream); replays are timed with CUDA events, divided by ``k``;
+  median over 5-50 replays (about 20 ms of GPU time).
+* eager: loops of ordinary calls, continuing the rotation, between two events;
+  median per-call time over 5 loops of 3-500 calls (about 10 ms each). Short
+  kernels are bound by launch overhead here.
+
+References measured in the same run:
+
+* read bandwidth: ``x.sum()`` over a 1 GiB fp32 buffer (or 8x L2 if larger),
+  graph replay; bytes / time.
+* empty kernel: ``t.add_(1)`` on a one-element fp32 tensor, 1000 calls in one
+  graph: the per-kernel cost a graph replay cannot avoid.
+
+Per cell: each contender's graph and eager time; speed-up = torch_argmax graph
+time / safe_greedy graph time; floor = bytes / read bandwidth + empty kernel;
+% of floor = floor / safe_greedy graph time; the contract's target, met when
+safe_greedy's graph time <= 1.10 x bytes / bandwidth + 2.5 us. Correctness:
+each contender's answer against torch.argmax on the first buffer (eager call)
+and on the last buffer (after the graph replays), plus eight hard rows per
+(dtype, vocab): all -inf, all NaN, all -1e5, all -1e30, max < 0, NaN in the
+tail, max in the tail, signed zeros.
+
+CPU method
+----------
+Sweep: dtype {fp32, bf16, fp16} x batch {1, 16, 256} x vocab {32000, 151936}.
+safe_greedy and torch.argmax, and ``torch.sum`` over fp32 data of the same
+element count as the byte-rate reference. Buffers rotate over more than 2x the
+last-level cache (sysfs); median of per-call wall-clock times (5-2000 calls,
+about 0.3 s per contender and cell). Per cell: time, GB/s, speed-up over
+torch.argmax, and % of sum's byte rate (reported as "% of floor").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+import safe_greedy
+from safe_greedy import speed
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+GPU_VOCABS = (3072, 32000, 128256, 129280, 151666, 151936, 262144)
+GPU_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+CPU_VOCABS = (32000, 151936)
+CPU_BATCHES = (1, 16, 256)
+QUICK = {
+    "cuda": (("fp32", "bf16"), (32000, 151666), (1, 16, 256)),
+    "cpu": (("fp32", "bf16"), (32000, 151936), (1, 16)),
+}
+# The contract's speed target: time <= SLACK * bytes / bandwidth + FIXED_US.
+TARGET_SLACK = 1.10
+TARGET_FIXED_US = 2.5
+GPU_MEMORY_CAP = 20 * 2**30
+CPU_MEMORY_CAP = 4 * 2**30
+BANDWIDTH_BYTES = 2**30
+# A contender that fails this many cells in a row is dropped for the rest of the run.
+MAX_CONSECUTIVE_FAILURES = 3
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+# ---------------------------------------------------------------------------
+# Metadata
+
+
+def _run(cmd: List[str], cwd: Optional[str] = None) -> Optional[str]:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _triton_version() -> Optional[str]:
+    try:
+        import triton
+    except Exception:
+        return None
+    return getattr(triton, "__version__", None)
+
+
+def metadata(device: torch.device) -> Dict:
+    commit = _run(["git", "rev-parse", "HEAD"], cwd=REPO)
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
+    meta = {
+        "date_utc": speed.utc_now(),
+        "device_type": device.type,
+        "device_name": speed.device_name(device),
+        "torch": torch.__version__,
+        "triton": _triton_version(),
+        "python": platform.python_version(),
+        "safe_greedy": safe_greedy.__version__,
+        "git_commit": commit,
+        "git_dirty": bool(dirty) if dirty is not None and commit else None,
+        "cuda_runtime": torch.version.cuda,
+        "hip_runtime": getattr(torch.version, "hip", None),
+        "cpu_model": speed.cpu_model(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        meta.update(
+            {
+                "driver": _driver_version(),
+                "sm_count": props.multi_processor_count,
+                "compute_capability": f"{props.major}.{props.minor}",
+                "memory_bytes": props.total_memory,
+                "l2_bytes": speed.l2_bytes(device),
+            }
+        )
+    else:
+        meta.update(
+            {
+                "threads": torch.get_num_threads(),
+                "llc_bytes": speed.llc_bytes(),
+                # Other work on the same cores skews every number; say how busy they were.
+                "loadavg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+                "driver": None,
+            }
+        )
+    return meta
+
+
+def _driver_version() -> Optional[str]:
+    # One driver serves every GPU of a host, so the first line is the answer
+    # whatever CUDA_VISIBLE_DEVICES says.
+    text = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+    if text:
+        return text.splitlines()[0].strip()
+    text = _run(["rocm-smi", "--showdriverversion"])
+    if text:
+        for line in text.splitlines():
+            if "version" in line.lower():
+                return line.split(":", 1)[-1].strip()
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Contenders
+
+
+class Contender:
+    """One implementation under test; ``make(batch)`` returns the call to time."""
+
+    def __init__(self, name: str, make: Optional[Callable[[int, torch.device], Callable]], status: str):
+        self.name = name
+        self.make = make
+        self.status = status  # "ok", or why it is not run
+        self.consecutive_failures = 0
+
+    @property
+    def runnable(self) -> bool:
+        return self.make is not None and self.status == "ok"
+
+    def failed(self, error: str) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            self.status = f"dropped after {MAX_CONSECUTIVE_FAILURES} failures in a row; last: {error}"
+
+    def succeeded(self) -> None:
+        self.consecutive_failures = 0
+
+
+def _make_safe_greedy(batch: int, device: torch.device):
+    out = torch.empty(batch, dtype=torch.int64, device=device)
+
+    def call(x):
+        safe_greedy.greedy_sample(out, x)
+        return out
+
+    return call
+
+
+def _make_torch_argmax(batch: int, device: torch.device):
+    return lambda x: torch.argmax(x, -1)
+
+
+def _compiled_argmax():
+    import torch._dynamo.config as dynamo_config
+
+    # Three dtypes x {batch 1, batch > 1} are separate entries; keep headroom.
+    for name in ("recompile_limit", "cache_size_limit"):  # the newer name first
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), 64))
+            break
+    return torch.compile(lambda x: torch.argmax(x, -1), dynamic=True)
+
+
+def _aiter_greedy():
+    try:
+        from aiter import greedy_sample as aiter_greedy_sample  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken install that fails to load
+        return None, f"not installed ({type(exc).__name__}: {str(exc)[:120]})"
+    return aiter_greedy_sample, "ok"
+
+
+def gpu_contenders() -> List[Contender]:
+    contenders = [
+        Contender("safe_greedy", _make_safe_greedy, "ok"),
+        Contender("torch_argmax", _make_torch_argmax, "ok"),
+    ]
+    try:
+        compiled = _compiled_argmax()
+        contenders.append(Contender("torch_compile", lambda batch, device: compiled, "ok"))
+    except Exception as exc:
+        contenders.append(Contender("torch_compile", None, f"torch.compile failed: {exc}"))
+    aiter_fn, status = _aiter_greedy()
+    if aiter_fn is None:
+        contenders.append(Contender("aiter", None, status))
+    else:
+        def make_aiter(batch, device, fn=aiter_fn):
+            out = torch.empty(batch, dtype=torch.int32, device=device)
+
+            def call(x):
+                fn(out, x)
+                return out
+
+            return call
+
+        contenders.append(Contender("aiter", make_aiter, "ok"))
+    return contenders
+
+
+# ---------------------------------------------------------------------------
+# Hard rows
+
+
+HARD_ROWS = ("all -inf", "all NaN", "all -1e5", "all -1e30", "max < 0", "NaN in tail", "max in tail",
+             "signed zeros")
+
+
+def hard_rows(vocab: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(vocab)
+    rows = torch.randn(len(HARD_ROWS), vocab, generator=gen)
+    rows[0] = float("-inf")
+    rows[1] = float("nan")
+    rows[2] = -1e5
+    rows[3] = -1e30
+    rows[4] -= 10.0
+    rows[5, -1] = float("nan")
+    rows[6, -1] = 100.0
+    rows[7] = 0.0
+    rows[7, ::2] = -0.0
+    return rows.to(dtype).to(device)
+
+
+def check_hard_rows(contenders: List[Contender], vocab: int, dtype: torch.dtype,
+                    device: torch.device) -> Dict[str, object]:
+    """Per contender: the names of the hard rows it gets wrong, with its answers."""
+    x = hard_rows(vocab, dtype, device)
+    ref = torch.argmax(x, -1).tolist()
+    report: Dict[str, object] = {}
+    for c in contenders:
+        if not c.runnable or c.name == "torch_argmax":
+            continue
+        try:
+            got = c.make(x.shape[0], device)(x).to(torch.int64).tolist()
+        except Exception as exc:
+            report[c.name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+            continue
+        report[c.name] = {HARD_ROWS[i]: {"got": g, "torch": r} for i, (g, r) in enumerate(zip(got, ref)) if g != r}
+    return report
+
+
+# ---------------------------------------------------------------------------
+# GPU sweep
+
+
+def _cell_plan(dtypes, vocabs, batches, cold: int, cap: int):
+    plan = []
+    for dtype_name in dtypes:
+        size = itemsize(DTYPES[dtype_name])
+        for vocab in vocabs:
+            for batch in batches:
+                nbytes = batch * vocab * size
+                k = speed.rotation_count(nbytes, cold, cap)
+                plan.append((dtype_name, vocab, batch, nbytes, k))
+    return plan
+
+
+def _mismatches(got: Optional[torch.Tensor], ref: torch.Tensor) -> Optional[int]:
+    if got is None:
+        return None
+    return int((got.to(torch.int64) != ref).sum())
+
+
+def _write(results: Dict, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+
+
+def _device_ok(device: torch.device) -> bool:
+    """False when the GPU is in an error state no later work can recover from."""
+    try:
+        torch.cuda.synchronize(device)
+        return True
+    except Exception:
+        return False
+
+
+def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
+    l2 = speed.l2_bytes(device)
+    cold = speed.COLD_FACTOR * l2
+    free, _ = torch.cuda.mem_get_info(device)
+    cap = min(GPU_MEMORY_CAP, int(free * 0.6))
+    plan = _cell_plan(args.dtypes, args.vocabs, args.batches, cold, cap)
+    bw_bytes = max(BANDWIDTH_BYTES, 8 * l2)
+    pool_bytes = max([bw_bytes] + [speed.rotation_pool_bytes(n, k) for *_, n, k in plan])
+    progress(f"{results['meta']['device_name']}: L2 {l2 / 2**20:.0f} MiB, pool {pool_bytes / 2**30:.2f} GiB, "
+             f"{len(plan)} cells")
+    pool = speed.Pool(pool_bytes, device)
+
+    # References: what reading memory costs, and what a kernel costs.
+    pool.fill(torch.float32)
+    big = pool.raw[:bw_bytes].view(torch.float32)
+    sum_graph, _ = speed.cuda_graph_time(lambda x: x.sum(), [big])
+    sum_eager = speed.cuda_eager_time(lambda x: x.sum(), [big], estimate_us=sum_graph)
+    read_bw = bw_bytes / (sum_graph * 1e-6)
+    tiny = torch.zeros(1, device=device)
+    empty_graph, _ = speed.cuda_graph_time(lambda t: t.add_(1), [tiny] * 1000)
+    empty_eager = speed.cuda_eager_time(lambda t: t.add_(1), [tiny] * 1000, estimate_us=empty_graph)
+    results["references"] = {
+        "read_bandwidth": {"what": "x.sum() over a float32 buffer, graph replay", "bytes": bw_bytes,
+                           "graph_us": sum_graph, "eager_us": sum_eager, "bytes_per_s": read_bw},
+        "empty_kernel": {"what": "t.add_(1) on a 1-element float32 tensor, 1000 calls per graph",
+                         "graph_us": empty_graph, "eager_us": empty_eager},
+    }
+    progress(f"read bandwidth {read_bw / 1e9:.0f} GB/s; empty kernel {empty_graph:.2f} us (graph), "
+             f"{empty_eager:.2f} us (eager)")
+
+    contenders = gpu_contenders()
+    results["contenders"] = {c.name: c.status for c in contenders}
+    results["hard_rows"] = {}
+    began = time.perf_counter()
+    for index, (dtype_name, vocab, batch, nbytes, k) in enumerate(plan):
+        dtype = DTYPES[dtype_name]
+        pool.fill(dtype, seed=1)
+        key = f"{dtype_name}/{vocab}"
+        if key not in results["hard_rows"]:
+            results["hard_rows"][key] = check_hard_rows(contenders, vocab, dtype, device)
+        inputs = pool.views(dtype, batch, vocab, k)
+        ref_first = torch.argmax(inputs[0], -1)
+        ref_last = torch.argmax(inputs[-1], -1)
+        cell = {
+            "dtype": dtype_name, "vocab": vocab, "batch": batch, "bytes": nbytes, "buffers": k,
+            "rotation_bytes": k * nbytes, "l2_cold": k * nbytes > cold,
+            "times_us": {}, "mismatches": {}, "errors": {},
+        }
+        for c in contenders:
+            if not c.runnable:
+                cell["times_us"][c.name] = None
+                continue
+            try:
+                fn = c.make(batch, device)
+                first = _mismatches(fn(inputs[0]), ref_first)
+                graph_us, last_out = speed.cuda_graph_time(fn, inputs, target_ms=args.target_ms)
+                last = _mismatches(last_out, ref_last)
+                eager_us = speed.cuda_eager_time(fn, inputs, estimate_us=graph_us)
+                cell["times_us"][c.name] = {"graph": graph_us, "eager": eager_us}
+                cell["mismatches"][c.name] = {"first_eager": first, "last_graph": last}
+                c.succeeded()
+            except Exception as exc:
+                error = _error_text(exc)
+                cell["times_us"][c.name] = None
+                cell["errors"][c.name] = error
+                progress(f"  {c.name} failed on {dtype_name} {batch}x{vocab}: {error}")
+                if args.verbose:
+                    traceback.print_exc()
+                c.failed(error)
+                if not _device_ok(device):
+                    results["cells"].append(cell)
+                    results["aborted"] = f"GPU unusable after {c.name} failed: {error}"
+                    _write(results, path)
+                    raise SystemExit(f"bench: {results['aborted']}")
+            finally:
+                fn = None
+        derive_gpu(cell, read_bw, empty_graph)
+        results["cells"].append(cell)
+        results["contenders"] = {c.name: c.status for c in contenders}
+        del inputs
+        progress(_progress_line(index, len(plan), cell, began))
+        if index + 1 == len(plan) or plan[index + 1][0] != dtype_name:
+            _write(results, path)
+
+
+def derive_gpu(cell: Dict, read_bw: float, empty_us: float) -> None:
+    ours = cell["times_us"].get("safe_greedy")
+    theirs = cell["times_us"].get("torch_argmax")
+    memory_us = cell["bytes"] / read_bw * 1e6
+    cell["floor_us"] = memory_us + empty_us
+    cell["target_us"] = TARGET_SLACK * memory_us + TARGET_FIXED_US
+    cell["speedup"] = theirs["graph"] / ours["graph"] if ours and theirs else None
+    cell["speedup_eager"] = theirs["eager"] / ours["eager"] if ours and theirs else None
+    cell["pct_floor"] = 100.0 * cell["floor_us"] / ours["graph"] if ours else None
+    cell["meets_ratio"] = cell["speedup"] >= 1.0 if cell["speedup"] is not None else None
+    cell["meets_target"] = ours["graph"] <= cell["target_us"] if ours else None
+
+
+def _progress_line(index: int, total: int, cell: Dict, began: float) -> str:
+    times = cell["times_us"]
+    parts = []
+    for name, short in (("safe_greedy", "sg"), ("torch_argmax", "torch"), ("torch_compile", "compile"),
+                        ("aiter", "aiter")):
+        t = times.get(name)
+        if t is not None:
+            key = "graph" if "graph" in t else "wall"
+            parts.append(f"{short} {t[key]:.1f}")
+    speedup = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "-"
+    floor = f"{cell['pct_floor']:.0f}%" if cell.get("pct_floor") else "-"
+    bad = [n for n, m in cell["mismatches"].items() if any(v for v in m.values() if v)]
+    flag = f" MISMATCH {','.join(bad)}" if bad else ""
+    return (f"[{index + 1:>3}/{total}] {cell['dtype']} {cell['batch']:>4}x{cell['vocab']:<6} "
+            f"{', '.join(parts)} us  {speedup} floor {floor}{flag}  ({time.perf_counter() - began:.0f} s)")
+
+
+# ---------------------------------------------------------------------------
+# CPU sweep
+
+
+def run_cpu(args, results: Dict, path: str) -> None:
+    device = torch.device("cpu")
+    cold = speed.cold_bytes(device)
+    cap = CPU_MEMORY_CAP // 2  # half for the logits, half for sum's fp32 data
+    plan = _cell_plan(args.dtypes, args.vocabs, args.batches, cold, cap)
+    pool = speed.Pool(max(speed.rotation_pool_bytes(n, k) for *_, n, k in plan), device)
+    sum_plan = {}
+    for _, vocab, batch, _, _ in plan:
+        n32 = batch * vocab * 4
+        sum_plan[(batch, vocab)] = speed.rotation_count(n32, cold, cap)
+    sum_pool = speed.Pool(max(speed.rotation_pool_bytes(b * v * 4, k) for (b, v), k in sum_plan.items()), device)
+    progress(f"{results['meta']['device_name']}: {torch.get_num_threads()} threads, LLC "
+             f"{speed.llc_bytes() / 2**20:.0f} MiB, pools {(pool.nbytes + sum_pool.nbytes) / 2**30:.2f} GiB, "
+             f"{len(plan)} cells")
+    sum_pool.fill(torch.float32)
+    sum_us: Dict = {}
+    contenders = [Contender("safe_greedy", _make_safe_greedy, "ok"),
+                  Contender("torch_argmax", _make_torch_argmax, "ok")]
+    results["contenders"] = {c.name: c.status for c in contenders}
+    results["contenders"]["sum_fp32"] = "reference: torch.sum over fp32 data of the same element count"
+    results["hard_rows"] = {}
+    results["references"] = {}
+    began = time.perf_counter()
+    for index, (dtype_name, vocab, batch, nbytes, k) in enumerate(plan):
+        dtype = DTYPES[dtype_name]
+        pool.fill(dtype, seed=1)
+        key = f"{dtype_name}/{vocab}"
+        if key not in results["hard_rows"]:
+            results["hard_rows"][key] = check_hard_rows(contenders, vocab, dtype, device)
+        inputs = pool.views(dtype, batch, vocab, k)
+        ref_first = torch.argmax(inputs[0], -1)
+        ref_last = torch.argmax(inputs[-1], -1)
+        cell = {
+            "dtype": dtype_name, "vocab": vocab, "batch": batch, "bytes": nbytes, "buffers": k,
+            "rotation_bytes": k * nbytes, "llc_cold": k * nbytes > cold,
+            "times_us": {}, "mismatches": {}, "errors": {},
+        }
+        for c in contenders:
+            try:
+                fn = c.make(batch, device)
+                first = _mismatches(fn(inputs[0]), ref_first)
+                last = _mismatches(fn(inputs[-1]), ref_last)
+                cell["times_us"][c.name] = {"wall": speed.cpu_time(fn, inputs, target_s=args.cpu_seconds)}
+                cell["mismatches"][c.name] = {"first": first, "last": last}
+            except Exception as exc:
+                cell["times_us"][c.name] = None
+                cell["errors"][c.name] = _error_text(exc)
+                progress(f"  {c.name} failed on {dtype_name} {batch}x{vocab}: {cell['errors'][c.name]}")
+        if (batch, vocab) not in sum_us:
+            sums = sum_pool.views(torch.float32, batch, vocab, sum_plan[(batch, vocab)])
+            sum_us[(batch, vocab)] = speed.cpu_time(lambda x: x.sum(), sums, target_s=args.cpu_seconds)
+            del sums
+        cell["times_us"]["sum_fp32"] = {"wall": sum_us[(batch, vocab)]}
+        derive_cpu(cell)
+        results["cells"].append(cell)
+        del inputs
+        progress(_progress_line(index, len(plan), cell, began))
+    _write(results, path)
+
+
+def derive_cpu(cell: Dict) -> None:
+    ours = cell["times_us"].get("safe_greedy")
+    theirs = cell["times_us"].get("torch_argmax")
+    sum_us = cell["times_us"]["sum_fp32"]["wall"]
+    elements = cell["batch"] * cell["vocab"]
+    sum_rate = elements * 4 / sum_us * 1e-3  # GB/s
+    cell["gbps"] = {
+        "safe_greedy": cell["bytes"] / ours["wall"] * 1e-3 if ours else None,
+        "torch_argmax": cell["bytes"] / theirs["wall"] * 1e-3 if theirs else None,
+        "sum_fp32": sum_rate,
+    }
+    cell["floor_us"] = cell["bytes"] / sum_rate * 1e-3  # this cell's bytes at sum's byte rate
+    cell["target_us"] = None
+    cell["speedup"] = theirs["wall"] / ours["wall"] if ours and theirs else None
+    cell["speedup_eager"] = None
+    cell["pct_floor"] = 100.0 * cell["floor_us"] / ours["wall"] if ours else None
+    cell["meets_ratio"] = cell["speedup"] >= 1.0 if cell["speedup"] is not None else None
+    cell["meets_target"] = None
+
+
+# ---------------------------------------------------------------------------
+# Summary
+
+
+def geomean(values: List[float]) -> Optional[float]:
+    values = [v for v in values if v]
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
+
+
+def summarise(results: Dict) -> Dict:
+    cells = results["cells"]
+    speedups = [c["speedup"] for c in cells if c.get("speedup")]
+    summary = {
+        "cells": len(cells),
+        "geomean_speedup": geomean(speedups),
+        "cells_ratio_ge_1": sum(1 for c in cells if c.get("meets_ratio")),
+        "cells_meeting_target": (sum(1 for c in cells if c.get("meets_target"))
+                                 if results["meta"]["device_type"] == "cuda" else None),
+        "cells_with_mismatches": {},
+    }
+    for c in cells:
+        for name, m in c.get("mismatches", {}).items():
+            if any(v for v in m.values() if v):
+                summary["cells_with_mismatches"][name] = summary["cells_with_mismatches"].get(name, 0) + 1
+    hard = {}
+    for key, per in results.get("hard_rows", {}).items():
+        for name, wrong in per.items():
+            if wrong:
+                hard.setdefault(name, []).append(key)
+    summary["hard_row_failures"] = hard
+    return summary
+
+
+def print_summary(results: Dict, path: str) -> None:
+    meta, summary = results["meta"], results["summary"]
+    print(f"{meta['device_name']}  driver {meta.get('driver')}  torch {meta['torch']}  {meta['date_utc']}")
+    refs = results.get("references", {})
+    if "read_bandwidth" in refs:
+        print(f"read bandwidth {refs['read_bandwidth']['bytes_per_s'] / 1e9:.0f} GB/s, "
+              f"empty kernel {refs['empty_kernel']['graph_us']:.2f} us (graph)")
+    print("contenders: " + "; ".join(f"{k}: {v}" for k, v in results["contenders"].items()))
+    gm = summary["geomean_speedup"]
+    line = (f"{summary['cells']} cells; geomean speed-up over torch.argmax {gm:.2f}x; "
+            f"ratio >= 1.0 in {summary['cells_ratio_ge_1']}" if gm else f"{summary['cells']} cells")
+    if summary["cells_meeting_target"] is not None:
+        line += f"; time <= 1.10 x bytes/bw + 2.5 us in {summary['cells_meeting_target']}"
+    print(line)
+    if summary["cells_with_mismatches"]:
+        print("cells with answers != torch.argmax: " +
+              ", ".join(f"{k} {v}" for k, v in summary["cells_with_mismatches"].items()))
+    if summary["hard_row_failures"]:
+        print("hard rows wrong: " + "; ".join(f"{k}: {len(v)} dtype/vocab" for k, v in
+                                             summary["hard_row_failures"].items()))
+    for dtype in dict.fromkeys(c["dtype"] for c in results["cells"]):
+        cells = [c for c in results["cells"] if c["dtype"] == dtype]
+        vocabs = sorted({c["vocab"] for c in cells})
+        print(f"\n{dtype}: safe_greedy us / speed-up / % floor")
+        print(f"{'batch':>6} " + " ".join(f"{v:>20}" for v in vocabs))
+        for batch in sorted({c["batch"] for c in cells}):
+            row = []
+            for v in vocabs:
+                c = next((c for c in cells if c["batch"] == batch and c["vocab"] == v), None)
+                row.append(_cell_text(c))
+            print(f"{batch:>6} " + " ".join(f"{r:>20}" for r in row))
+    print(f"\nwrote {path}")
+
+
+def _cell_text(cell: Optional[Dict]) -> str:
+    if not cell:
+        return "-"
+    t = cell["times_us"].get("safe_greedy")
+    if not t:
+        return "failed"
+    us = t.get("graph", t.get("wall"))
+    speedup = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "-"
+    return f"{us:.1f}/{speedup}/{cell['pct_floor']:.0f}%"
+
+
+# ---------------------------------------------------------------------------
+
+
+def _list(kind):
+    def parse(text: str):
+        return tuple(kind(item) for item in text.split(",") if item.strip())
+    return parse
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cuda", "cpu"),
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="a small subset of the sweep")
+    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"))
+    parser.add_argument("--dtypes", type=_list(str), help="e.g. fp32,bf16")
+    parser.add_argument("--vocabs", type=_list(int), help="e.g. 32000,151936")
+    parser.add_argument("--batches", type=_list(int), help="e.g. 1,16,256")
+    parser.add_argument("--target-ms", type=float, default=20.0,
+                        help="GPU: about this much GPU time per graph measurement")
+    parser.add_argument("--cpu-seconds", type=float, default=0.3,
+                        help="CPU: about this much time per contender and cell")
+    parser.add_argument("--verbose", action="store_true", help="tracebacks of failing contenders")
+    args = parser.parse_args(argv)
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no GPU")
+    if args.quick:
+        dtypes, vocabs, batches = QUICK[args.device]
+    elif args.device == "cuda":
+        dtypes, vocabs, batches = tuple(DTYPES), GPU_VOCABS, GPU_BATCHES
+    else:
+        dtypes, vocabs, batches = tuple(DTYPES), CPU_VOCABS, CPU_BATCHES
+    args.dtypes = args.dtypes or dtypes
+    args.vocabs = args.vocabs or vocabs
+    args.batches = args.batches or batches
+    unknown = [d for d in args.dtypes if d not in DTYPES]
+    if unknown:
+        parser.error(f"unknown dtype(s) {unknown}; choose from {list(DTYPES)}")
+
+    device = torch.device("cuda", torch.cuda.current_device()) if args.device == "cuda" else torch.device("cpu")
+    meta = metadata(device)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = meta["date_utc"].replace("-", "").replace(":", "").replace("+0000", "Z")
+    path = os.path.join(args.out, f"{args.device}-{stamp}.json")
+    results = {
+        "meta": meta,
+        "sweep": {"dtypes": list(args.dtypes), "vocabs": list(args.vocabs), "batches": list(args.batches),
+                  "quick": args.quick},
+        "method": (__doc__.split("GPU method")[1].split("CPU method")[0].strip() if args.device == "cuda"
+                   else __doc__.split("CPU method")[1].strip()),
+        "target": {"slack": TARGET_SLACK, "fixed_us": TARGET_FIXED_US},
+        "cells": [],
+    }
+    began = time.perf_counter()
+    if args.device == "cuda":
+        run_gpu(args, results, path, device)
+    else:
+        run_cpu(args, results, path)
+    results["elapsed_s"] = time.perf_counter() - began
+    results["summary"] = summarise(results)
+    _write(results, path)
+    print_summary(results, path)
+    return 1 if _safe_greedy_failed(results) else 0
+
+
+def _safe_greedy_failed(results: Dict) -> bool:
+    summary = results["summary"]
+    if "safe_greedy" in summary["cells_with_mismatches"] or "safe_greedy" in summary["hard_row_failures"]:
+        return True
+    return any("safe_greedy" in c.get("errors", {}) for c in results["cells"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Turn a results JSON of bench.py into markdown tables and a plot.
+
+    python benchmarks/report.py benchmarks/results/cuda-20260101T000000Z.json
+
+Writes ``<same name>.md`` and, when matplotlib is importable, ``<same name>.png``
+(speed-up over torch.argmax and % of floor against batch; one line per vocab,
+one panel per dtype).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from typing import Dict, List, Optional
+
+DTYPE_ORDER = ("fp32", "bf16", "fp16")
+
+
+def geomean(values: List[float]) -> Optional[float]:
+    values = [v for v in values if v]
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
+
+
+def _fmt(value: Optional[float], spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _primary(cell: Dict, name: str = "safe_greedy") -> Optional[float]:
+    t = (cell.get("times_us") or {}).get(name)
+    if not t:
+        return None
+    return t.get("graph", t.get("wall"))
+
+
+def _dtypes(cells: List[Dict]) -> List[str]:
+    present = list(dict.fromkeys(c["dtype"] for c in cells))
+    return sorted(present, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else len(DTYPE_ORDER))
+
+
+def _cell_text(cell: Optional[Dict]) -> str:
+    if cell is None:
+        return ""
+    t = _primary(cell)
+    if t is None:
+        return "failed"
+    rate = (cell.get("gbps") or {}).get("safe_greedy")
+    shown = f"{t:.1f} us" + (f" ({rate:.1f} GB/s)" if rate else "")
+    return f"{shown} / {_fmt(cell.get('speedup'), '.2f', 'x')} / {_fmt(cell.get('pct_floor'), '.0f', '%')}"
+
+
+def markdown(results: Dict) -> str:
+    meta = results["meta"]
+    cells = results["cells"]
+    gpu = meta.get("device_type") == "cuda"
+    lines: List[str] = []
+    lines.append(f"# safe_greedy benchmark: {meta.get('device_name')}")
+    lines.append("")
+    facts = [
+        ("card" if gpu else "CPU", meta.get("device_name")),
+        ("driver", meta.get("driver")),
+        ("CUDA", meta.get("cuda_runtime")) if gpu else ("threads", meta.get("threads")),
+        *([] if gpu else [("load (1 min)", meta.get("loadavg_1min"))]),
+        ("torch", meta.get("torch")),
+        ("triton", meta.get("triton")),
+        ("date (UTC)", meta.get("date_utc")),
+        ("commit", (meta.get("git_commit") or "-")[:12] + (" (dirty)" if meta.get("git_dirty") else "")),
+    ]
+    if results.get("sweep", {}).get("quick"):
+        facts.append(("sweep", "--quick subset"))
+    lines += [f"| {' | '.join(k for k, _ in facts)} |", f"|{'---|' * len(facts)}",
+              f"| {' | '.join(str(v) if v is not None else '-' for _, v in facts)} |", ""]
+
+    refs = results.get("references", {})
+    if "read_bandwidth" in refs:
+        bw, empty = refs["read_bandwidth"], refs["empty_kernel"]
+        lines.append(f"Read bandwidth {bw['bytes_per_s'] / 1e9:.0f} GB/s ({bw['what']}); empty kernel "
+                     f"{empty['graph_us']:.2f} us under graph replay, {empty['eager_us']:.2f} us eager "
+                     f"({empty['what']}).")
+        lines.append("")
+
+    speedups = [c["speedup"] for c in cells if c.get("speedup")]
+    gm = geomean(speedups)
+    timed = sum(1 for c in cells if _primary(c) is not None)
+    lines.append(f"- Cells: {len(cells)} ({timed} timed).")
+    lines.append(f"- Geometric-mean speed-up of safe_greedy over torch.argmax: {_fmt(gm, '.2f', 'x')}"
+                 f" ({'CUDA-graph replay, L2-cold' if gpu else 'wall clock, cache-cold'}).")
+    lines.append(f"- Cells with speed-up >= 1.0: {sum(1 for c in cells if c.get('meets_ratio'))} of {len(speedups)}.")
+    if gpu:
+        target = results.get("target", {"slack": 1.10, "fixed_us": 2.5})
+        met = sum(1 for c in cells if c.get("meets_target"))
+        lines.append(f"- Cells with time <= {target['slack']:.2f} x bytes / bandwidth + {target['fixed_us']} us: "
+                     f"{met} of {timed}.")
+        eager = [c["speedup_eager"] for c in cells if c.get("speedup_eager")]
+        lines.append(f"- Geometric-mean speed-up, eager calls: {_fmt(geomean(eager), '.2f', 'x')}.")
+    for name, status in results.get("contenders", {}).items():
+        if name in ("safe_greedy", "torch_argmax", "sum_fp32"):
+            continue
+        ratios = [_primary(c, name) / _primary(c) for c in cells if _primary(c, name) and _primary(c)]
+        if ratios:
+            lines.append(f"- Against {name}: geometric-mean speed-up {geomean(ratios):.2f}x over "
+                         f"{len(ratios)} cells" + (f" ({status})" if status != "ok" else "") + ".")
+        else:
+            lines.append(f"- {name}: {status}.")
+    lines.append("")
+
+    floor_note = ("floor = bytes / read bandwidth + empty kernel" if gpu
+                  else "floor = the bytes read at the byte rate of torch.sum over as many fp32 elements")
+    lines.append(f"Each cell: safe_greedy time / speed-up over torch.argmax / % of floor ({floor_note}).")
+    lines.append("")
+    for dtype in _dtypes(cells):
+        subset = [c for c in cells if c["dtype"] == dtype]
+        vocabs = sorted({c["vocab"] for c in subset})
+        batches = sorted({c["batch"] for c in subset})
+        index = {(c["batch"], c["vocab"]): c for c in subset}
+        lines.append(f"## {dtype}")
+        lines.append("")
+        lines.append("| batch | " + " | ".join(str(v) for v in vocabs) + " |")
+        lines.append("|---:|" + "---:|" * len(vocabs))
+        for b in batches:
+            lines.append(f"| {b} | " + " | ".join(_cell_text(index.get((b, v))) for v in vocabs) + " |")
+        lines.append("")
+
+    lines += _correctness(results)
+    lines += _misses(results)
+    if results.get("aborted"):
+        lines += [f"**Run aborted:** {results['aborted']}", ""]
+    method = (results.get("method") or "").strip().lstrip("-").strip()
+    if method:
+        lines += ["## Method", "", "```", method, "```", ""]
+    return "\n".join(lines)
+
+
+def _correctness(results: Dict) -> List[str]:
+    lines = ["## Correctness against torch.argmax", ""]
+    bad: Dict[str, List[str]] = {}
+    errors: Dict[str, int] = {}
+    for c in results["cells"]:
+        for name, m in c.get("mismatches", {}).items():
+            if any(v for v in m.values() if v):
+                bad.setdefault(name, []).append(f"{c['dtype']} {c['batch']}x{c['vocab']}")
+        for name in c.get("errors", {}):
+            errors[name] = errors.get(name, 0) + 1
+    if not bad:
+        lines.append("- Benchmark inputs: every timed contender matched torch.argmax on every cell.")
+    for name, where in bad.items():
+        shown = ", ".join(where[:12]) + (f" and {len(where) - 12} more" if len(where) > 12 else "")
+        lines.append(f"- Benchmark inputs: {name} differs from torch.argmax in {len(where)} cells: {shown}.")
+    for name, count in errors.items():
+        lines.append(f"- {name} raised in {count} cells (see `errors` in the JSON).")
+    hard_bad = []
+    for key, per in results.get("hard_rows", {}).items():
+        for name, wrong in per.items():
+            if isinstance(wrong, str):
+                hard_bad.append(f"{name} on {key}: {wrong}")
+            elif wrong:
+                cases = ", ".join(f"{case} ({v['got']} vs {v['torch']})" for case, v in wrong.items())
+                hard_bad.append(f"{name} on {key}: {cases}")
+    if hard_bad:
+        lines.append("- Hard rows (answer vs torch.argmax):")
+        lines += [f"  - {line}" for line in hard_bad]
+    else:
+        lines.append("- Hard rows (all -inf, all NaN, all -1e5, all -1e30, max < 0, NaN or max in the tail, "
+                     "signed zeros): every contender matched torch.argmax.")
+    lines.append("")
+    return lines
+
+
+def _misses(results: Dict) -> List[str]:
+    if results["meta"].get("device_type") != "cuda":
+        return []
+    misses = [c for c in results["cells"] if c.get("meets_target") is False]
+    if not misses:
+        return []
+    misses.sort(key=lambda c: _primary(c) / c["target_us"], reverse=True)
+    lines = ["## Cells missing the target (worst first)", ""]
+    for c in misses[:20]:
+        lines.append(f"- {c['dtype']} {c['batch']}x{c['vocab']}: {_primary(c):.1f} us, target "
+                     f"{c['target_us']:.1f} us ({_primary(c) / c['target_us']:.2f}x)")
+    if len(misses) > 20:
+        lines.append(f"- and {len(misses) - 20} more")
+    lines.append("")
+    return lines
+
+
+def plot(results: Dict, path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except Exception as exc:
+        print(f"report: no plot ({type(exc).__name__}: {exc}); pip install matplotlib for {path}",
+              file=sys.stderr)
+        return False
+    cells = results["cells"]
+    dtypes = _dtypes(cells)
+    if not dtypes:
+        return False
+    fig, axes = plt.subplots(2, len(dtypes), figsize=(4.8 * len(dtypes), 7.5), squeeze=False, sharex=True)
+    for col, dtype in enumerate(dtypes):
+        subset = [c for c in cells if c["dtype"] == dtype]
+        for vocab in sorted({c["vocab"] for c in subset}):
+            line = sorted((c for c in subset if c["vocab"] == vocab), key=lambda c: c["batch"])
+            batches = [c["batch"] for c in line]
+            speedup = [c.get("speedup") or float("nan") for c in line]
+            floor = [c.get("pct_floor") or float("nan") for c in line]
+            axes[0][col].plot(batches, speedup, marker="o", ms=3, label=str(vocab))
+            axes[1][col].plot(batches, floor, marker="o", ms=3, label=str(vocab))
+        axes[0][col].set_title(dtype)
+        axes[0][col].axhline(1.0, color="grey", lw=0.8, ls="--")
+        axes[1][col].axhline(100.0, color="grey", lw=0.8, ls="--")
+        axes[0][col].set_yscale("log")
+        axes[0][col].yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+        axes[0][col].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        axes[0][col].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ticks = sorted({c["batch"] for c in subset})
+        for row in (0, 1):
+            axes[row][col].set_xscale("log", base=2)
+            axes[row][col].set_xticks(ticks)
+            axes[row][col].set_xticklabels([str(t) for t in ticks], rotation=90, fontsize=7)
+            axes[row][col].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            axes[row][col].grid(True, alpha=0.3)
+        axes[1][col].set_xlabel("batch")
+    axes[0][0].set_ylabel("speed-up over torch.argmax")
+    axes[1][0].set_ylabel("% of floor")
+    axes[0][-1].legend(title="vocab", fontsize=7)
+    meta = results["meta"]
+    fig.suptitle(f"safe_greedy on {meta.get('device_name')}, torch {meta.get('torch')}, {meta.get('date_utc')}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", help="a JSON file written by bench.py")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
+        results = json.load(f)
+    stem = os.path.splitext(args.results)[0]
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(results))
+    print(f"wrote {stem}.md")
+    if not args.no_plot and plot(results, stem + ".png"):
+        print(f"wrote {stem}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
