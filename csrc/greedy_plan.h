@@ -24,6 +24,12 @@ struct LaunchPlan {
 constexpr int64_t kMinVectorsPerThread = SAFE_GREEDY_MIN_VECTORS_PER_THREAD;
 constexpr int64_t kMinElementsPerThread = 8;
 
+// A row one block reads in a single iteration (every thread's loads in flight
+// at once: the kernel's kUnroll) is never split: splitting it cannot shorten
+// the one memory round trip, and the combine would add 0.7 us (measured on an
+// H100: 2.0 us without the combine against 2.76 us with it at 1 x 32000).
+constexpr int64_t kOneIterationVectorsPerThread = 4;
+
 // Rows that can be split across blocks: sizes the per-row workspace. Batches
 // at least this large get one block per row and use no workspace.
 inline int64_t max_split_rows(int64_t resident_blocks) { return resident_blocks; }
@@ -43,7 +49,8 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
   const int64_t min_units =
       threads_per_block * (contiguous ? kMinVectorsPerThread : kMinElementsPerThread);
   int64_t splits = 1;
-  if (batch < max_split_rows(resident_blocks)) {
+  const bool one_iteration = contiguous && units <= threads_per_block * kOneIterationVectorsPerThread;
+  if (batch < max_split_rows(resident_blocks) && !one_iteration) {
     const int64_t wanted = resident_blocks / batch;
     const int64_t most = units / min_units;
     splits = wanted < most ? wanted : most;
