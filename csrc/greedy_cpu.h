@@ -123,6 +123,50 @@ inline ChunkSummary<T> summarise_chunk(const T* __restrict__ p, uint32_t n) {
   return ChunkSummary<T>{top, top_magnitude > static_cast<lane_t>(L::kInfBits)};
 }
 
+#if defined(__GNUC__)
+// fp32 pass one in the float domain, with the compilers' portable vector
+// types (SSE2 on x86-64, NEON on arm64): a float max and an unordered compare
+// per four elements, where the integer image needs about twelve instructions at
+// the baseline ISA. A NaN never enters a running maximum (x > NaN-free best is
+// false for NaN x), so NaNs are tracked on the side.
+template <>
+inline ChunkSummary<float> summarise_chunk<float>(const float* __restrict__ p, uint32_t n) {
+  typedef float f4 __attribute__((vector_size(16)));
+  typedef int32_t i4 __attribute__((vector_size(16)));
+  constexpr uint32_t kVectors = 4;  // independent maxima, so no long dependency chain
+  constexpr uint32_t kStep = 4 * kVectors;
+  f4 best[kVectors];
+  i4 nan_seen[kVectors];
+  for (uint32_t k = 0; k < kVectors; ++k) {
+    best[k] = f4{p[0], p[0], p[0], p[0]};
+    nan_seen[k] = i4{0, 0, 0, 0};
+  }
+  uint32_t i = 0;
+  for (; i + kStep <= n; i += kStep) {
+    for (uint32_t k = 0; k < kVectors; ++k) {
+      f4 x;
+      memcpy(&x, p + i + 4 * k, sizeof(x));
+      best[k] = x > best[k] ? x : best[k];
+      nan_seen[k] |= x != x;
+    }
+  }
+  float top = best[0][0];
+  bool has_nan = false;
+  for (uint32_t k = 0; k < kVectors; ++k) {
+    for (int lane = 0; lane < 4; ++lane) {
+      top = best[k][lane] > top ? best[k][lane] : top;
+      has_nan |= nan_seen[k][lane] != 0;
+    }
+  }
+  for (; i < n; ++i) {
+    top = p[i] > top ? p[i] : top;
+    has_nan |= p[i] != p[i];
+  }
+  // If p[0] is NaN, `top` may still be that NaN: has_nan is set and decides.
+  return ChunkSummary<float>{ordered_lane(top), has_nan};
+}
+#endif
+
 // Whether any of p[0, kBlock) has the given lane: a branch-free reduction the
 // compiler vectorises.
 constexpr uint32_t kBlock = 256;
