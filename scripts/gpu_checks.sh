@@ -30,7 +30,7 @@ for tool in memcheck racecheck synccheck; do
   compute-sanitizer --tool "$tool" --kernel-name kns=greedy_sample_kernel --target-processes all \
     --error-exitcode 99 python3 -m pytest tests/test_gpu.py tests/test_aiter_regression.py -q \
     -p no:cacheprovider -k "$skip" >"$logs/sanitizer-$tool.log" 2>&1 || status=1
-  echo "$tool: $(grep -E 'ERROR SUMMARY' "$logs/sanitizer-$tool.log" | tail -1)"
+  echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/sanitizer-$tool.log" | tail -1)"
 done
 compute-sanitizer --tool initcheck --error-exitcode 99 python3 scripts/initcheck_probe.py \
   >"$logs/sanitizer-initcheck.log" 2>&1 || status=1
