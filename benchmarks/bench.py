@@ -361,6 +361,24 @@ def _device_ok(device: torch.device) -> bool:
         return False
 
 
+def start_cell(pool, results: Dict, contenders: List[Contender], device: torch.device,
+               dtype_name: str, vocab: int, batch: int, nbytes: int, k: int):
+    """Fill the rotation pool for one cell, check the contenders on hard rows once
+    per dtype and vocab, and return the cell's inputs, reference answers (first
+    and last buffer) and its empty record."""
+    dtype = DTYPES[dtype_name]
+    pool.fill(dtype, seed=1)
+    key = f"{dtype_name}/{vocab}"
+    if key not in results["hard_rows"]:
+        results["hard_rows"][key] = check_hard_rows(contenders, vocab, dtype, device)
+    inputs = pool.views(dtype, batch, vocab, k)
+    cell = {
+        "dtype": dtype_name, "vocab": vocab, "batch": batch, "bytes": nbytes, "buffers": k,
+        "rotation_bytes": k * nbytes, "times_us": {}, "mismatches": {}, "errors": {},
+    }
+    return inputs, torch.argmax(inputs[0], -1), torch.argmax(inputs[-1], -1), cell
+
+
 def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
     l2 = speed.l2_bytes(device)
     cold = speed.COLD_FACTOR * l2
@@ -396,19 +414,9 @@ def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
     results["hard_rows"] = {}
     began = time.perf_counter()
     for index, (dtype_name, vocab, batch, nbytes, k) in enumerate(plan):
-        dtype = DTYPES[dtype_name]
-        pool.fill(dtype, seed=1)
-        key = f"{dtype_name}/{vocab}"
-        if key not in results["hard_rows"]:
-            results["hard_rows"][key] = check_hard_rows(contenders, vocab, dtype, device)
-        inputs = pool.views(dtype, batch, vocab, k)
-        ref_first = torch.argmax(inputs[0], -1)
-        ref_last = torch.argmax(inputs[-1], -1)
-        cell = {
-            "dtype": dtype_name, "vocab": vocab, "batch": batch, "bytes": nbytes, "buffers": k,
-            "rotation_bytes": k * nbytes, "l2_cold": k * nbytes > cold,
-            "times_us": {}, "mismatches": {}, "errors": {},
-        }
+        inputs, ref_first, ref_last, cell = start_cell(
+            pool, results, contenders, device, dtype_name, vocab, batch, nbytes, k)
+        cell["l2_cold"] = k * nbytes > cold
         for c in contenders:
             if not c.runnable:
                 cell["times_us"][c.name] = None
@@ -504,19 +512,9 @@ def run_cpu(args, results: Dict, path: str) -> None:
     results["references"] = {}
     began = time.perf_counter()
     for index, (dtype_name, vocab, batch, nbytes, k) in enumerate(plan):
-        dtype = DTYPES[dtype_name]
-        pool.fill(dtype, seed=1)
-        key = f"{dtype_name}/{vocab}"
-        if key not in results["hard_rows"]:
-            results["hard_rows"][key] = check_hard_rows(contenders, vocab, dtype, device)
-        inputs = pool.views(dtype, batch, vocab, k)
-        ref_first = torch.argmax(inputs[0], -1)
-        ref_last = torch.argmax(inputs[-1], -1)
-        cell = {
-            "dtype": dtype_name, "vocab": vocab, "batch": batch, "bytes": nbytes, "buffers": k,
-            "rotation_bytes": k * nbytes, "llc_cold": k * nbytes > cold,
-            "times_us": {}, "mismatches": {}, "errors": {},
-        }
+        inputs, ref_first, ref_last, cell = start_cell(
+            pool, results, contenders, device, dtype_name, vocab, batch, nbytes, k)
+        cell["llc_cold"] = k * nbytes > cold
         for c in contenders:
             try:
                 fn = c.make(batch, device)
