@@ -20,8 +20,13 @@
 namespace safe_greedy {
 namespace cpu {
 
-// Elements per chunk: 16 KiB of fp32, so a chunk is still in L1 for pass two.
-constexpr uint32_t kChunk = 4096;
+// Bytes per chunk: 16 KiB, so a chunk is still in L1 for pass two.
+constexpr uint32_t kChunkBytes = 32768;
+
+template <class T>
+constexpr uint32_t chunk_elements() {
+  return kChunkBytes / sizeof(T);
+}
 
 // An ordered integer image of each element for pass one: sign-magnitude turned
 // into two's complement, so -0.0 and +0.0 both become 0 and integer order is
@@ -205,6 +210,7 @@ inline Key contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index) 
   lane_t best_lane = 0;
   uint32_t best = 0;  // offset in the segment
   bool have_best = false;
+  constexpr uint32_t kChunk = chunk_elements<T>();
   for (uint32_t start = 0; start < n; start += kChunk) {
     const T* chunk = p + start;
     const uint32_t len = n - start < kChunk ? n - start : kChunk;

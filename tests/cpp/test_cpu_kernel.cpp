@@ -162,20 +162,21 @@ const float kNaN = float_of(0x7FC00000u);
 const float kNegNaN = float_of(0xFFC00000u);
 
 // Row lengths: tiny ones, the vector and block widths, and the chunk
-// boundaries of the CPU kernel (4096 elements) and their neighbours.
-std::vector<uint32_t> lengths(test::Rng& rng) {
-  std::vector<uint32_t> n = {1,    2,    3,    4,    5,    7,    8,    9,     15,    16,   17,
-                             31,   32,   33,   255,  256,  257,  1023, 1024,  4095,  4096, 4097,
-                             8191, 8192, 8193, 12287, 12288, 12289, 16385, 20000};
-  for (int k = 0; k < 12; ++k) n.push_back(1 + static_cast<uint32_t>(rng.below(20000)));
+// boundaries of the CPU kernel (c elements) and their neighbours.
+std::vector<uint32_t> lengths(test::Rng& rng, uint32_t c) {
+  std::vector<uint32_t> n = {1,   2,   3,   4,   5,    7,    8,    9,    15,   16,  17,
+                             31,  32,  33,  255, 256,  257,  1023, 1024, 4095, 4096, 4097,
+                             c - 1, c, c + 1, 2 * c - 1, 2 * c, 2 * c + 1, 3 * c + c / 2};
+  for (int k = 0; k < 12; ++k) n.push_back(1 + static_cast<uint32_t>(rng.below(3 * c)));
   return n;
 }
 
 template <class T>
 void run_format() {
   test::Rng rng(0xC0FFEEull + sizeof(T) * 7 + Format<T>::kName[1]);
-  const uint32_t boundaries[] = {0, 1, 4095, 4096, 4097, 8191, 8192, 8193, 12287, 12288};
-  for (uint32_t n : lengths(rng)) {
+  const uint32_t c = safe_greedy::cpu::chunk_elements<T>();
+  const uint32_t boundaries[] = {0, 1, c - 1, c, c + 1, 2 * c - 1, 2 * c, 2 * c + 1, 3 * c - 1, 3 * c};
+  for (uint32_t n : lengths(rng, c)) {
     std::vector<T> v(n);
     auto fill = [&](const std::function<float(uint32_t)>& f) {
       for (uint32_t i = 0; i < n; ++i) v[i] = from_float<T>(f(i));
@@ -235,8 +236,8 @@ void run_format() {
       v[0] = from_float<T>(kInf);
       check_row(v, "NaN at " + std::to_string(b) + " among +inf", rng);
       // Two NaNs: the first one wins, even in the next chunk.
-      if (b + 4097 < n) {
-        v[b + 4097] = from_float<T>(kNaN);
+      if (b + c + 1 < n) {
+        v[b + c + 1] = from_float<T>(kNaN);
         check_row(v, "two NaNs from " + std::to_string(b), rng);
       }
     }
