@@ -31,27 +31,26 @@ bool same_nan(uint32_t got, uint32_t want) {
   return test::is_nan_bits(got) && (got | kQuietBit) == (want | kQuietBit);
 }
 
+// One widened value against a reference: equal bits, or NaN for NaN.
+void check_widened(const char* format, uint16_t b, uint32_t got, uint32_t want, const char* who) {
+  if (test::is_nan_bits(want)) {
+    CHECK(same_nan(got, want), "%s 0x%04X -> 0x%08X, %s gives NaN 0x%08X", format, b, got, who,
+          want);
+  } else {
+    CHECK(got == want, "%s 0x%04X -> 0x%08X, %s gives 0x%08X", format, b, got, who, want);
+  }
+}
+
 void test_fp16_widening() {
   for (uint32_t h = 0; h <= 0xFFFFu; ++h) {
     const uint16_t b = static_cast<uint16_t>(h);
     const uint32_t got = bits_of(safe_greedy::fp16_bits_to_float(b));
-    const uint32_t want = bits_of(test::ref_fp16_to_float(b));
-    if (test::is_nan_bits(want)) {
-      CHECK(same_nan(got, want), "fp16 0x%04X -> 0x%08X, want NaN like 0x%08X", h, got, want);
-    } else {
-      CHECK(got == want, "fp16 0x%04X -> 0x%08X, want 0x%08X", h, got, want);
-    }
+    check_widened("fp16", b, got, bits_of(test::ref_fp16_to_float(b)), "the reference");
 #if defined(__FLT16_MAX__)
     // The compiler's own conversion, where it has one, as a second opinion.
     _Float16 native;
     memcpy(&native, &b, sizeof(b));
-    const uint32_t compiler = bits_of(static_cast<float>(native));
-    if (test::is_nan_bits(compiler)) {
-      CHECK(same_nan(got, compiler), "fp16 0x%04X -> 0x%08X, _Float16 gives 0x%08X", h, got,
-            compiler);
-    } else {
-      CHECK(got == compiler, "fp16 0x%04X -> 0x%08X, _Float16 gives 0x%08X", h, got, compiler);
-    }
+    check_widened("fp16", b, got, bits_of(static_cast<float>(native)), "_Float16");
 #endif
   }
 }
@@ -59,13 +58,8 @@ void test_fp16_widening() {
 void test_bf16_widening() {
   for (uint32_t h = 0; h <= 0xFFFFu; ++h) {
     const uint16_t b = static_cast<uint16_t>(h);
-    const uint32_t got = bits_of(safe_greedy::bf16_bits_to_float(b));
-    const uint32_t want = bits_of(test::ref_bf16_to_float(b));
-    if (test::is_nan_bits(want)) {
-      CHECK(same_nan(got, want), "bf16 0x%04X -> 0x%08X, want NaN like 0x%08X", h, got, want);
-    } else {
-      CHECK(got == want, "bf16 0x%04X -> 0x%08X, want 0x%08X", h, got, want);
-    }
+    check_widened("bf16", b, bits_of(safe_greedy::bf16_bits_to_float(b)),
+                  bits_of(test::ref_bf16_to_float(b)), "the reference");
   }
 }
 
