@@ -138,7 +138,8 @@ void test_fp32_image_exhaustive() {
   // Negative values from -inf (0xFF800000) up to -denorm_min (0x80000001).
   uint32_t prev_image = order_image(float_of(0xFF800000u));
   int32_t prev_lane = ordered_lane(float_of(0xFF800000u));
-  for (uint32_t u = 0xFF7FFFFFu; u >= 0x80000001u; --u) {
+  // Each value in increasing float order must rank strictly above the last.
+  auto step = [&](uint32_t u) {
     const float f = float_of(u);
     const uint32_t img = order_image(f);
     const int32_t lane = ordered_lane(f);
@@ -146,22 +147,15 @@ void test_fp32_image_exhaustive() {
     if (!(lane > prev_lane)) bad_lane += (first_bad = u, 1);
     prev_image = img;
     prev_lane = lane;
-  }
+  };
+  for (uint32_t u = 0xFF7FFFFFu; u >= 0x80000001u; --u) step(u);
   // Through zero: -0 equals +0, both above -denorm_min.
   CHECK(order_image(-0.0f) == order_image(0.0f));
   CHECK(ordered_lane(-0.0f) == ordered_lane(0.0f));
   CHECK(order_image(0.0f) > prev_image && ordered_lane(0.0f) > prev_lane);
   prev_image = order_image(0.0f);
   prev_lane = ordered_lane(0.0f);
-  for (uint32_t u = 0x00000001u; u <= 0x7F800000u; ++u) {
-    const float f = float_of(u);
-    const uint32_t img = order_image(f);
-    const int32_t lane = ordered_lane(f);
-    if (!(img > prev_image)) bad_image += (first_bad = u, 1);
-    if (!(lane > prev_lane)) bad_lane += (first_bad = u, 1);
-    prev_image = img;
-    prev_lane = lane;
-  }
+  for (uint32_t u = 0x00000001u; u <= 0x7F800000u; ++u) step(u);
   CHECK(bad_image == 0, "order_image not strictly increasing at %llu values (e.g. 0x%08X)",
         static_cast<unsigned long long>(bad_image), first_bad);
   CHECK(bad_lane == 0, "fp32 ordered_lane not strictly increasing at %llu values (e.g. 0x%08X)",
