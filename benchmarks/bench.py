@@ -137,9 +137,11 @@ def _triton_version() -> Optional[str]:
     return getattr(triton, "__version__", None)
 
 
-def metadata(device: torch.device) -> Dict:
-    commit = _run(["git", "rev-parse", "HEAD"], cwd=REPO)
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
+def metadata(device: torch.device, commit: Optional[str] = None) -> Dict:
+    dirty = None
+    if commit is None:
+        commit = _run(["git", "rev-parse", "HEAD"], cwd=REPO)
+        dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
     meta = {
         "date_utc": speed.utc_now(),
         "device_type": device.type,
@@ -659,6 +661,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-seconds", type=float, default=0.3,
                         help="CPU: about this much time per contender and cell")
     parser.add_argument("--verbose", action="store_true", help="tracebacks of failing contenders")
+    parser.add_argument("--commit", help="the commit being measured, where the source tree is a copy "
+                        "without git metadata (recorded as given)")
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -677,7 +681,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown dtype(s) {unknown}; choose from {list(DTYPES)}")
 
     device = torch.device("cuda", torch.cuda.current_device()) if args.device == "cuda" else torch.device("cpu")
-    meta = metadata(device)
+    meta = metadata(device, args.commit)
     os.makedirs(args.out, exist_ok=True)
     stamp = meta["date_utc"].replace("-", "").replace(":", "").replace("+0000", "Z")
     path = os.path.join(args.out, f"{args.device}-{stamp}.json")
