@@ -20,9 +20,11 @@ namespace safe_greedy {
 namespace {
 
 // Blocks of one kernel instantiation resident on the whole device, looked up
-// once per device and instantiation: the per-call path makes no driver query.
-template <class Kernel>
-int64_t resident_blocks(Kernel kernel, int device) {
+// once per device and instantiation (the template arguments: every
+// instantiation has its own register count): the per-call path makes no
+// driver query.
+template <int kThreads, class T, class IndexT, bool kContiguous>
+int64_t resident_blocks(int device) {
   constexpr int kMaxDevices = 64;
   static std::atomic<int64_t> cached[kMaxDevices] = {};
   if (device < kMaxDevices) {
@@ -32,20 +34,20 @@ int64_t resident_blocks(Kernel kernel, int device) {
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, gpu::kThreads, 0));
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>, kThreads, 0));
   const int64_t blocks = static_cast<int64_t>(sms) * std::max(per_sm, 1);
   if (device < kMaxDevices) cached[device].store(blocks, std::memory_order_relaxed);
   return blocks;
 }
 
-template <class T, class IndexT, bool kContiguous>
-void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
-  const auto kernel = gpu::greedy_sample_kernel<T, IndexT, kContiguous>;
+template <int kThreads, class T, class IndexT, bool kContiguous>
+void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const int64_t resident = resident_blocks(kernel, device);
-  const gpu::LaunchPlan plan = gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T),
-                                                gpu::kThreads, resident);
+  const int64_t resident = resident_blocks<kThreads, T, IndexT, kContiguous>(device);
+  const gpu::LaunchPlan plan =
+      gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T), kThreads, resident);
   const int64_t items = batch * plan.splits;
   TORCH_CHECK(items <= std::numeric_limits<int32_t>::max(),
               "greedy_sample: batch ", number_text(batch),
@@ -65,9 +67,20 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }
-  gpu::greedy_sample_kernel<T, IndexT, kContiguous>
-      <<<static_cast<unsigned int>(items), gpu::kThreads, 0, stream>>>(p);
+  gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>
+      <<<static_cast<unsigned int>(items), kThreads, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <class T, class IndexT, bool kContiguous>
+void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
+  constexpr int kShort = gpu::kShortBatchThreads;
+  const int64_t resident_short = resident_blocks<kShort, T, IndexT, kContiguous>(device);
+  if (gpu::block_threads_for(logits.size(0), resident_short) == kShort) {
+    launch_with<kShort, T, IndexT, kContiguous>(out, logits, stream, device);
+  } else {
+    launch_with<gpu::kLongBatchThreads, T, IndexT, kContiguous>(out, logits, stream, device);
+  }
 }
 
 }  // namespace

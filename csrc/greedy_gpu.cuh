@@ -1,7 +1,7 @@
 // The GPU kernel of greedy_sample, one source for CUDA (nvcc) and ROCm (hip).
 //
-// Torch-free: raw pointers, templated on the logits' storage type and the
-// output's index type. greedy_cuda.cu launches it; tests/gpu_compile compiles
+// Torch-free: raw pointers, templated on the block size, the logits' storage
+// type and the output's index type. greedy_cuda.cu launches it; tests/gpu_compile compiles
 // it for AMD targets without torch.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
@@ -35,16 +35,12 @@
 namespace safe_greedy {
 namespace gpu {
 
-// Threads per block, and 16-byte loads in flight per thread per iteration.
-// Overridable at build time for tuning sweeps; the launch plan reads the same
-// values (greedy_plan.h).
-#ifndef SAFE_GREEDY_THREADS
-#define SAFE_GREEDY_THREADS 256
-#endif
+// 16-byte loads in flight per thread per iteration. Overridable at build
+// time for tuning sweeps. The block size is a template parameter of the
+// kernel, chosen per launch by the plan (greedy_plan.h).
 #ifndef SAFE_GREEDY_UNROLL
 #define SAFE_GREEDY_UNROLL 4
 #endif
-constexpr int kThreads = SAFE_GREEDY_THREADS;
 constexpr int kUnroll = SAFE_GREEDY_UNROLL;
 
 // The hardware's warp width, as a compile-time constant: ROCm's warpSize is not
@@ -58,7 +54,6 @@ constexpr int kWarpSize = 64;
 #else
 constexpr int kWarpSize = 32;
 #endif
-static_assert(kThreads % 64 == 0, "blocks must be whole waves at width 32 and 64");
 
 // Butterfly exchange across the whole warp. HIP takes no lane mask (and its
 // newer _sync forms reject 32-bit ones); CUDA needs the full-warp mask.
@@ -79,7 +74,9 @@ __device__ __forceinline__ Key warp_max_key(Key k) {
 }
 
 // Maximum key over the block; valid in thread 0.
+template <int kThreads>
 __device__ __forceinline__ Key block_max_key(Key k) {
+  static_assert(kThreads % 64 == 0, "blocks must be whole waves at width 32 and 64");
   constexpr int kWarps = kThreads / kWarpSize;
   __shared__ Key warp_keys[kWarps];
   const int lane = threadIdx.x % kWarpSize;
@@ -175,7 +172,7 @@ struct Params {
 
 // This thread's key over its share of item (row, split) of a row whose vocab
 // dimension is contiguous.
-template <class T>
+template <int kThreads, class T>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
                                                      uint32_t split) {
   constexpr int kElems = Vector<T>::kElements;
@@ -248,7 +245,7 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 
 // This thread's key over its share of item (row, split) of a row whose vocab
 // dimension has a stride other than 1: one element at a time.
-template <class T>
+template <int kThreads, class T>
 __device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const Params& p,
                                                   uint32_t split) {
   const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
@@ -283,7 +280,7 @@ __device__ __forceinline__ uint32_t arrive_acq_rel(uint32_t* counter) {
 #endif
 }
 
-template <class T, class OutT, bool kContiguous>
+template <int kThreads, class T, class OutT, bool kContiguous>
 __global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p) {
   const uint32_t item = blockIdx.x;
   const uint32_t row = item / p.splits;
@@ -291,9 +288,9 @@ __global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p)
   // 64-bit: rows * row_stride passes 2^31 in real serving.
   const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
 
-  Key k = kContiguous ? contiguous_item_key<T>(row_ptr, p, split)
-                        : strided_item_key<T>(row_ptr, p, split);
-  k = block_max_key(k);
+  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split)
+                      : strided_item_key<kThreads, T>(row_ptr, p, split);
+  k = block_max_key<kThreads>(k);
   if (threadIdx.x != 0) return;
 
   OutT* out = static_cast<OutT*>(p.out);

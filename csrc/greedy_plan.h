@@ -9,6 +9,23 @@
 namespace safe_greedy {
 namespace gpu {
 
+// Threads per block. Short batches (rows split over blocks) use the larger
+// blocks. A batch of more rows than the GPU holds such blocks at once uses
+// half-size blocks: one block per row either way, but twice as many fit at
+// once, so 1024 rows run as one wave instead of a full wave and a thin
+// second one. Measured on an H100 (graph replay, L2-cold, 6 resident
+// 256-thread blocks per multiprocessor, 792 in all): at batch 1024, 128-thread
+// blocks took 0.6-7% less time than 256-thread ones (fp32 1024 x 262144:
+// 339.8 us against 346.5 us); at batch 512 they took 0.6-2.8% more.
+constexpr int kShortBatchThreads = 256;
+constexpr int kLongBatchThreads = 128;
+
+// The block size for `batch` rows, given how many kShortBatchThreads blocks
+// the GPU holds at once.
+inline int block_threads_for(int64_t batch, int64_t resident_short_batch_blocks) {
+  return batch > resident_short_batch_blocks ? kLongBatchThreads : kShortBatchThreads;
+}
+
 struct LaunchPlan {
   uint32_t splits;           // blocks per row
   uint32_t units_per_split;  // 16-byte vectors (contiguous rows) or elements (strided rows)
@@ -68,6 +85,10 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
     if (splits < 1) splits = 1;
   }
   const int64_t per_split = (units + splits - 1) / splits;
+  // Rounding the share up can leave the last items with nothing to read
+  // (32064 units in 250 splits of 129): launch only those that have work.
+  if (per_split > 0) splits = (units + per_split - 1) / per_split;
+  if (splits < 1) splits = 1;
   return LaunchPlan{static_cast<uint32_t>(splits),
                     static_cast<uint32_t>(per_split > 0 ? per_split : 1)};
 }

@@ -12,19 +12,14 @@
 #include "check.h"
 #include "greedy_plan.h"
 
+using safe_greedy::gpu::block_threads_for;
+using safe_greedy::gpu::kLongBatchThreads;
+using safe_greedy::gpu::kShortBatchThreads;
 using safe_greedy::gpu::LaunchPlan;
 using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
 
 namespace {
-
-// The kernel's block size (gpu::kThreads, which greedy_gpu.cuh takes from
-// SAFE_GREEDY_THREADS): the plan takes it as a parameter from the launcher.
-#ifdef SAFE_GREEDY_THREADS
-constexpr int kThreads = SAFE_GREEDY_THREADS;
-#else
-constexpr int kThreads = 256;
-#endif
 
 // Replays the contiguous kernel's split of one row (contiguous_item_key) for
 // a row starting `head` elements before a 16-byte boundary, in the kernel's
@@ -57,14 +52,14 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
 }
 
 // The same for the strided kernel (strided_item_key).
-bool strided_reads_each_once(uint32_t vocab, const LaunchPlan& plan) {
+bool strided_reads_each_once(uint32_t vocab, int threads, const LaunchPlan& plan) {
   std::vector<uint8_t> reads(vocab, 0);
   for (uint32_t split = 0; split < plan.splits; ++split) {
     const uint64_t begin64 = static_cast<uint64_t>(split) * plan.units_per_split;
     const uint64_t end64 = begin64 + plan.units_per_split;
     const uint32_t end = static_cast<uint32_t>(end64 < vocab ? end64 : vocab);
-    for (uint32_t tid = 0; tid < static_cast<uint32_t>(kThreads); ++tid) {
-      for (uint32_t i = static_cast<uint32_t>(begin64) + tid; i < end; i += kThreads) ++reads[i];
+    for (uint32_t tid = 0; tid < static_cast<uint32_t>(threads); ++tid) {
+      for (uint32_t i = static_cast<uint32_t>(begin64) + tid; i < end; i += threads) ++reads[i];
     }
   }
   for (uint8_t r : reads) {
@@ -76,16 +71,17 @@ bool strided_reads_each_once(uint32_t vocab, const LaunchPlan& plan) {
 uint64_t g_plans = 0;
 uint64_t g_replayed = 0;
 
-void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int64_t resident) {
-  const LaunchPlan p = plan_launch(batch, vocab, contiguous, epv, kThreads, resident);
+void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int threads,
+                int64_t resident) {
+  const LaunchPlan p = plan_launch(batch, vocab, contiguous, epv, threads, resident);
   ++g_plans;
   const uint64_t splits = p.splits;
   const uint64_t per = p.units_per_split;
   const uint64_t units = contiguous ? vocab / epv : vocab;
-#define CTX "batch=%lld vocab=%u %s epv=%d resident=%lld: splits=%llu units_per_split=%llu"
+#define CTX "batch=%lld vocab=%u %s epv=%d threads=%d resident=%lld: splits=%llu units_per_split=%llu"
 #define ARGS                                                                              \
   static_cast<long long>(batch), vocab, contiguous ? "contiguous" : "strided", epv,       \
-      static_cast<long long>(resident), static_cast<unsigned long long>(splits),          \
+      threads, static_cast<long long>(resident), static_cast<unsigned long long>(splits),          \
       static_cast<unsigned long long>(per)
 
   CHECK(splits >= 1 && per >= 1, CTX, ARGS);
@@ -108,7 +104,7 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int64_t
   if (splits > 1) {
     // Every item of a split row has its minimum of work per thread.
     const uint64_t min_units =
-        static_cast<uint64_t>(kThreads) * (contiguous ? safe_greedy::gpu::kMinVectorsPerThread
+        static_cast<uint64_t>(threads) * (contiguous ? safe_greedy::gpu::kMinVectorsPerThread
                                                       : safe_greedy::gpu::kMinElementsPerThread);
     CHECK(per >= min_units, CTX " give an item less than %llu units", ARGS,
           static_cast<unsigned long long>(min_units));
@@ -118,7 +114,7 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int64_t
   if (contiguous) {
     CHECK(splits * per <= 0xFFFFFFFFull, CTX " overflow the kernel's vector bounds", ARGS);
   } else {
-    CHECK((splits - 1) * per + kThreads <= 0xFFFFFFFFull, CTX " overflow the first index", ARGS);
+    CHECK((splits - 1) * per + threads <= 0xFFFFFFFFull, CTX " overflow the first index", ARGS);
   }
   // Replay the kernel's reads where that is cheap.
   if (vocab <= 20000 && (batch % 7 == 1 || batch < 64)) {
@@ -129,7 +125,7 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int64_t
               ARGS, head);
       }
     } else {
-      CHECK(strided_reads_each_once(vocab, p), CTX ": not every element read once", ARGS);
+      CHECK(strided_reads_each_once(vocab, threads, p), CTX ": not every element read once", ARGS);
     }
   }
 #undef ARGS
@@ -161,7 +157,19 @@ int main() {
     for (int64_t batch : batches) {
       for (uint32_t vocab : vocabs) {
         for (int epv : {4, 8}) {
-          for (bool contiguous : {true, false}) check_plan(batch, vocab, contiguous, epv, resident);
+          for (bool contiguous : {true, false}) {
+            // The launcher's choice of block size, and the half-size blocks'
+            // own occupancy (twice as many resident).
+            const int threads = block_threads_for(batch, resident);
+            CHECK(threads == (batch > resident ? kLongBatchThreads : kShortBatchThreads),
+                  "batch=%lld resident=%lld: %d threads", static_cast<long long>(batch),
+                  static_cast<long long>(resident), threads);
+            const int64_t resident_for_threads = threads == kShortBatchThreads ? resident : 2 * resident;
+            check_plan(batch, vocab, contiguous, epv, threads, resident_for_threads);
+            // Every plan is valid at either block size, whatever the occupancy.
+            const int other = threads == kShortBatchThreads ? kLongBatchThreads : kShortBatchThreads;
+            if (vocab % 3 == 0) check_plan(batch, vocab, contiguous, epv, other, resident);
+          }
         }
       }
     }

@@ -5,22 +5,26 @@
 #include <stdint.h>
 
 #include "greedy_gpu.cuh"
+#include "greedy_plan.h"
 
 namespace safe_greedy {
 namespace gpu {
 
-#define SAFE_GREEDY_INSTANTIATE(T, OutT, kContiguous) \
-  template __global__ void greedy_sample_kernel<T, OutT, kContiguous>(const Params p);
+#define SAFE_GREEDY_INSTANTIATE(kThreads, T, OutT, kContiguous) \
+  template __global__ void greedy_sample_kernel<kThreads, T, OutT, kContiguous>(const Params p);
 
-#define SAFE_GREEDY_INSTANTIATE_T(T)              \
-  SAFE_GREEDY_INSTANTIATE(T, int32_t, true)       \
-  SAFE_GREEDY_INSTANTIATE(T, int32_t, false)      \
-  SAFE_GREEDY_INSTANTIATE(T, int64_t, true)       \
-  SAFE_GREEDY_INSTANTIATE(T, int64_t, false)
+#define SAFE_GREEDY_INSTANTIATE_T(kThreads, T)              \
+  SAFE_GREEDY_INSTANTIATE(kThreads, T, int32_t, true)       \
+  SAFE_GREEDY_INSTANTIATE(kThreads, T, int32_t, false)      \
+  SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, true)       \
+  SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, false)
 
-SAFE_GREEDY_INSTANTIATE_T(float)
-SAFE_GREEDY_INSTANTIATE_T(bf16_t)
-SAFE_GREEDY_INSTANTIATE_T(fp16_t)
+SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, float)
+SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, bf16_t)
+SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, fp16_t)
+SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, float)
+SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, bf16_t)
+SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, fp16_t)
 
 #undef SAFE_GREEDY_INSTANTIATE_T
 #undef SAFE_GREEDY_INSTANTIATE
