@@ -75,11 +75,14 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
 template <class T, class IndexT, bool kContiguous>
 void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
   constexpr int kShort = gpu::kShortBatchThreads;
-  const int64_t resident_short = resident_blocks<kShort, T, IndexT, kContiguous>(device);
-  if (gpu::block_threads_for(logits.size(0), resident_short) == kShort) {
+  constexpr int kLong = gpu::kLongBatchThreads;
+  const int threads = gpu::block_threads_for(logits.size(0),
+                                             resident_blocks<kShort, T, IndexT, kContiguous>(device),
+                                             resident_blocks<kLong, T, IndexT, kContiguous>(device));
+  if (threads == kShort) {
     launch_with<kShort, T, IndexT, kContiguous>(out, logits, stream, device);
   } else {
-    launch_with<gpu::kLongBatchThreads, T, IndexT, kContiguous>(out, logits, stream, device);
+    launch_with<kLong, T, IndexT, kContiguous>(out, logits, stream, device);
   }
 }
 

@@ -9,21 +9,24 @@
 namespace safe_greedy {
 namespace gpu {
 
-// Threads per block. Short batches (rows split over blocks) use the larger
-// blocks. A batch of more rows than the GPU holds such blocks at once uses
-// half-size blocks: one block per row either way, but twice as many fit at
-// once, so 1024 rows run as one wave instead of a full wave and a thin
-// second one. Measured on an H100 (graph replay, L2-cold, 6 resident
-// 256-thread blocks per multiprocessor, 792 in all): at batch 1024, 128-thread
-// blocks took 0.6-7% less time than 256-thread ones (fp32 1024 x 262144:
-// 339.8 us against 346.5 us); at batch 512 they took 0.6-2.8% more.
+// Threads per block. Batches are run in 256-thread blocks, except a batch
+// that fits in one wave of 128-thread blocks but not in one of 256-thread
+// blocks: one block per row either way, but there it runs as one wave instead
+// of a full wave and a thin second one. Measured on an H100 (graph replay,
+// L2-cold, 792 resident 256-thread blocks, 1584 of 128 threads): at batch
+// 1024 the 128-thread blocks took 0.6-7% less time (fp32 1024 x 262144:
+// 339.8 us against 346.5 us); at batch 512 they took 0.6-2.8% more, and at
+// batch 2048 and 4096, with several waves either way, 0.5-4% more.
 constexpr int kShortBatchThreads = 256;
 constexpr int kLongBatchThreads = 128;
 
-// The block size for `batch` rows, given how many kShortBatchThreads blocks
-// the GPU holds at once.
-inline int block_threads_for(int64_t batch, int64_t resident_short_batch_blocks) {
-  return batch > resident_short_batch_blocks ? kLongBatchThreads : kShortBatchThreads;
+// The block size for `batch` rows, given how many blocks of each size the
+// GPU holds at once.
+inline int block_threads_for(int64_t batch, int64_t resident_short_batch_blocks,
+                             int64_t resident_long_batch_blocks) {
+  const bool one_wave_only_if_smaller =
+      batch > resident_short_batch_blocks && batch <= resident_long_batch_blocks;
+  return one_wave_only_if_smaller ? kLongBatchThreads : kShortBatchThreads;
 }
 
 struct LaunchPlan {

@@ -141,7 +141,11 @@ int main() {
                                   1000, 1024, 1055, 1056, 2048, 4095,  4096,  4224,  7999, 8000,
                                   8001, 8192, 16384, 32768, 65535, 65536, 99999, 100000};
   for (int64_t r : residents) {
-    for (int64_t d = -1; d <= 1; ++d) batches.push_back(max_split_rows(r) + d);
+    for (int64_t d = -1; d <= 1; ++d) {
+      batches.push_back(max_split_rows(r) + d);
+      batches.push_back(r + d);
+      batches.push_back(2 * r + d);
+    }
   }
   std::vector<uint32_t> vocabs = {1,     2,     3,     4,     5,     7,     8,     9,     15,
                                   16,    17,    31,    32,    33,    100,   255,   256,   257,
@@ -160,8 +164,9 @@ int main() {
           for (bool contiguous : {true, false}) {
             // The launcher's choice of block size, and the half-size blocks'
             // own occupancy (twice as many resident).
-            const int threads = block_threads_for(batch, resident);
-            CHECK(threads == (batch > resident ? kLongBatchThreads : kShortBatchThreads),
+            const int threads = block_threads_for(batch, resident, 2 * resident);
+            const bool long_blocks = batch > resident && batch <= 2 * resident;
+            CHECK(threads == (long_blocks ? kLongBatchThreads : kShortBatchThreads),
                   "batch=%lld resident=%lld: %d threads", static_cast<long long>(batch),
                   static_cast<long long>(resident), threads);
             const int64_t resident_for_threads = threads == kShortBatchThreads ? resident : 2 * resident;
