@@ -53,9 +53,10 @@ constexpr int64_t kOneIterationVectorsPerThread = 4;
 // How many blocks a short batch is split into: half of those resident at
 // once. Measured on an H100 (graph replay, L2-cold, 6 resident blocks of 256
 // threads per multiprocessor) by forcing every split count: at batch 1-16
-// the most blocks a row allows win; from batch 16 on the best launch is
-// 2-3 blocks per multiprocessor, and a full wave lost 0.2-1.4 us (bf16
-// 256 x 32000: 8.94 us unsplit against 10.34 us in three splits).
+// the most blocks a row allows come within 0.2 us of the best; from batch 16
+// on the best launch has 1-4 blocks per multiprocessor, and a full wave lost
+// 0.15-2.0 us (bf16 256 x 32000: 8.94 us unsplit against 10.34 us in three
+// splits).
 inline int64_t split_target_blocks(int64_t resident_blocks) {
   return resident_blocks / 2 > 1 ? resident_blocks / 2 : 1;
 }
