@@ -74,15 +74,24 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
 
 template <class T, class IndexT, bool kContiguous>
 void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
-  constexpr int kShort = gpu::kShortBatchThreads;
-  constexpr int kLong = gpu::kLongBatchThreads;
-  const int threads = gpu::block_threads_for(logits.size(0),
-                                             resident_blocks<kShort, T, IndexT, kContiguous>(device),
-                                             resident_blocks<kLong, T, IndexT, kContiguous>(device));
-  if (threads == kShort) {
-    launch_with<kShort, T, IndexT, kContiguous>(out, logits, stream, device);
-  } else {
-    launch_with<kLong, T, IndexT, kContiguous>(out, logits, stream, device);
+  constexpr int kNarrow = gpu::kNarrowBlockThreads;
+  constexpr int kStandard = gpu::kStandardBlockThreads;
+  constexpr int kWide = gpu::kWideBlockThreads;
+  const gpu::ResidentBlocks resident{resident_blocks<kNarrow, T, IndexT, kContiguous>(device),
+                                     resident_blocks<kStandard, T, IndexT, kContiguous>(device),
+                                     resident_blocks<kWide, T, IndexT, kContiguous>(device)};
+  const int64_t vocab = logits.size(1);
+  const int64_t row_units = kContiguous ? vocab / (16 / static_cast<int64_t>(sizeof(T))) : vocab;
+  switch (gpu::block_threads_for(logits.size(0), row_units, resident)) {
+    case kNarrow:
+      launch_with<kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
+      break;
+    case kWide:
+      launch_with<kWide, T, IndexT, kContiguous>(out, logits, stream, device);
+      break;
+    default:
+      launch_with<kStandard, T, IndexT, kContiguous>(out, logits, stream, device);
+      break;
   }
 }
 

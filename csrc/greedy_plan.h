@@ -9,26 +9,6 @@
 namespace safe_greedy {
 namespace gpu {
 
-// Threads per block. Batches are run in 256-thread blocks, except a batch
-// that fits in one wave of 128-thread blocks but not in one of 256-thread
-// blocks: one block per row either way, but there it runs as one wave instead
-// of a full wave and a thin second one. Measured on an H100 (graph replay,
-// L2-cold, 792 resident 256-thread blocks, 1584 of 128 threads): at batch
-// 1024 the 128-thread blocks took 0.6-7% less time (fp32 1024 x 262144:
-// 339.8 us against 346.5 us); at batch 512 they took 0.6-2.8% more, and at
-// batch 2048 and 4096, with several waves either way, 0.5-4% more.
-constexpr int kShortBatchThreads = 256;
-constexpr int kLongBatchThreads = 128;
-
-// The block size for `batch` rows, given how many blocks of each size the
-// GPU holds at once.
-inline int block_threads_for(int64_t batch, int64_t resident_short_batch_blocks,
-                             int64_t resident_long_batch_blocks) {
-  const bool one_wave_only_if_smaller =
-      batch > resident_short_batch_blocks && batch <= resident_long_batch_blocks;
-  return one_wave_only_if_smaller ? kLongBatchThreads : kShortBatchThreads;
-}
-
 struct LaunchPlan {
   uint32_t splits;           // blocks per row
   uint32_t units_per_split;  // 16-byte vectors (contiguous rows) or elements (strided rows)
@@ -65,6 +45,43 @@ inline int64_t split_target_blocks(int64_t resident_blocks) {
 // at least this large get one block per row and use no workspace.
 inline int64_t max_split_rows(int64_t resident_blocks) {
   return split_target_blocks(resident_blocks);
+}
+
+// Block sizes the kernel is built for, and which one a batch gets.
+//
+// Short batches split their rows over standard blocks (plan_launch). Longer
+// ones get one block per row, in the widest blocks of which one wave holds
+// the whole batch, so that no thin last wave runs alone; a batch that no
+// single wave holds uses standard blocks. Measured on an H100 (graph replay,
+// L2-cold; 396 resident blocks of 512 threads, 792 of 256, 1584 of 128):
+//   * batch 128 and 256: 512-thread blocks, unsplit, took 0.14-1.4 us less
+//     than 256-thread ones (bf16 128 x 32000: 5.81 against 6.85 us); at batch
+//     64, where they would still split rows, 0.2-0.5 us more;
+//   * batch 512: 256-thread blocks, 0.6-2.8% less than 128-thread ones;
+//   * batch 1024: 128-thread blocks, 0.6-7% less than 256-thread ones (fp32
+//     1024 x 262144: 339.8 against 346.5 us);
+//   * batch 2048 and 4096 (several waves at any size): 256-thread blocks,
+//     0.5-4% less than 128-thread ones.
+constexpr int kStandardBlockThreads = 256;
+constexpr int kNarrowBlockThreads = 128;
+constexpr int kWideBlockThreads = 512;
+
+// Blocks of each size the GPU holds at once (multiprocessors x occupancy).
+struct ResidentBlocks {
+  int64_t narrow;
+  int64_t standard;
+  int64_t wide;
+};
+
+// row_units: a row's 16-byte vectors (contiguous rows) or elements (strided).
+inline int block_threads_for(int64_t batch, int64_t row_units, const ResidentBlocks& resident) {
+  if (batch > resident.narrow) return kStandardBlockThreads;
+  if (batch > resident.standard) return kNarrowBlockThreads;
+  if (batch > resident.wide) return kStandardBlockThreads;
+  // Wide blocks only where their plan leaves rows unsplit (fewer than two
+  // splits per row) and every thread has a unit of the row to read.
+  const bool unsplit = 2 * batch > split_target_blocks(resident.wide);
+  return unsplit && row_units >= kWideBlockThreads ? kWideBlockThreads : kStandardBlockThreads;
 }
 
 // resident_blocks: blocks of the kernel resident on the whole GPU at once

@@ -13,8 +13,11 @@
 #include "greedy_plan.h"
 
 using safe_greedy::gpu::block_threads_for;
-using safe_greedy::gpu::kLongBatchThreads;
-using safe_greedy::gpu::kShortBatchThreads;
+using safe_greedy::gpu::kNarrowBlockThreads;
+using safe_greedy::gpu::kStandardBlockThreads;
+using safe_greedy::gpu::kWideBlockThreads;
+using safe_greedy::gpu::ResidentBlocks;
+using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
 using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
@@ -145,6 +148,8 @@ int main() {
       batches.push_back(max_split_rows(r) + d);
       batches.push_back(r + d);
       batches.push_back(2 * r + d);
+      batches.push_back(r / 2 + d);
+      batches.push_back(split_target_blocks(r / 2) / 2 + d);
     }
   }
   std::vector<uint32_t> vocabs = {1,     2,     3,     4,     5,     7,     8,     9,     15,
@@ -162,18 +167,38 @@ int main() {
       for (uint32_t vocab : vocabs) {
         for (int epv : {4, 8}) {
           for (bool contiguous : {true, false}) {
-            // The launcher's choice of block size, and the half-size blocks'
-            // own occupancy (twice as many resident).
-            const int threads = block_threads_for(batch, resident, 2 * resident);
-            const bool long_blocks = batch > resident && batch <= 2 * resident;
-            CHECK(threads == (long_blocks ? kLongBatchThreads : kShortBatchThreads),
-                  "batch=%lld resident=%lld: %d threads", static_cast<long long>(batch),
-                  static_cast<long long>(resident), threads);
-            const int64_t resident_for_threads = threads == kShortBatchThreads ? resident : 2 * resident;
-            check_plan(batch, vocab, contiguous, epv, threads, resident_for_threads);
-            // Every plan is valid at either block size, whatever the occupancy.
-            const int other = threads == kShortBatchThreads ? kLongBatchThreads : kShortBatchThreads;
-            if (vocab % 3 == 0) check_plan(batch, vocab, contiguous, epv, other, resident);
+            // The launcher's choice of block size, for a GPU holding
+            // `resident` standard blocks (twice as many narrow, half as many
+            // wide), checked against the rule written out longhand.
+            const ResidentBlocks held{2 * resident, resident, resident / 2};
+            const int64_t units = contiguous ? vocab / epv : vocab;
+            const int threads = block_threads_for(batch, units, held);
+            int expected = kStandardBlockThreads;
+            if (batch > held.standard && batch <= held.narrow) {
+              expected = kNarrowBlockThreads;
+            } else if (batch <= held.wide && 2 * batch > split_target_blocks(held.wide) &&
+                       units >= kWideBlockThreads) {
+              expected = kWideBlockThreads;
+            }
+            CHECK(threads == expected, "batch=%lld units=%lld resident=%lld: %d threads, expected %d",
+                  static_cast<long long>(batch), static_cast<long long>(units),
+                  static_cast<long long>(resident), threads, expected);
+            const int64_t held_of_size = threads == kNarrowBlockThreads ? held.narrow
+                                         : threads == kWideBlockThreads ? held.wide
+                                                                        : held.standard;
+            check_plan(batch, vocab, contiguous, epv, threads, held_of_size);
+            if (threads == kWideBlockThreads) {
+              // Wide blocks are chosen only where they read whole rows.
+              const LaunchPlan wide = plan_launch(batch, vocab, contiguous, epv, threads, held.wide);
+              CHECK(wide.splits == 1, "batch=%lld vocab=%u: wide blocks split rows %u ways",
+                    static_cast<long long>(batch), vocab, wide.splits);
+            }
+            // Every plan is valid at any block size, whatever the occupancy.
+            if (vocab % 3 == 0) {
+              for (int other : {kNarrowBlockThreads, kStandardBlockThreads, kWideBlockThreads}) {
+                if (other != threads) check_plan(batch, vocab, contiguous, epv, other, resident);
+              }
+            }
           }
         }
       }

@@ -19,12 +19,16 @@ namespace gpu {
   SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, true)       \
   SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, false)
 
-SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, float)
-SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, bf16_t)
-SAFE_GREEDY_INSTANTIATE_T(kShortBatchThreads, fp16_t)
-SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, float)
-SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, bf16_t)
-SAFE_GREEDY_INSTANTIATE_T(kLongBatchThreads, fp16_t)
+#define SAFE_GREEDY_INSTANTIATE_BLOCK(kThreads) \
+  SAFE_GREEDY_INSTANTIATE_T(kThreads, float)      \
+  SAFE_GREEDY_INSTANTIATE_T(kThreads, bf16_t)     \
+  SAFE_GREEDY_INSTANTIATE_T(kThreads, fp16_t)
+
+SAFE_GREEDY_INSTANTIATE_BLOCK(kNarrowBlockThreads)
+SAFE_GREEDY_INSTANTIATE_BLOCK(kStandardBlockThreads)
+SAFE_GREEDY_INSTANTIATE_BLOCK(kWideBlockThreads)
+
+#undef SAFE_GREEDY_INSTANTIATE_BLOCK
 
 #undef SAFE_GREEDY_INSTANTIATE_T
 #undef SAFE_GREEDY_INSTANTIATE
