@@ -50,13 +50,17 @@ inline int64_t max_split_rows(int64_t resident_blocks) {
 // Block sizes the kernel is built for, and which one a batch gets.
 //
 // Short batches split their rows over standard blocks (plan_launch). Longer
-// ones get one block per row, in the widest blocks of which one wave holds
-// the whole batch, so that no thin last wave runs alone; a batch that no
-// single wave holds uses standard blocks. Measured on an H100 (graph replay,
-// L2-cold; 396 resident blocks of 512 threads, 792 of 256, 1584 of 128):
-//   * batch 128 and 256: 512-thread blocks, unsplit, took 0.14-1.4 us less
-//     than 256-thread ones (bf16 128 x 32000: 5.81 against 6.85 us); at batch
-//     64, where they would still split rows, 0.2-0.5 us more;
+// ones get one block per row: wide blocks while a wave of them holds the
+// batch with room to spare, narrow ones for a batch that only a wave of
+// narrow blocks holds (so that no thin last wave runs alone), and standard
+// ones otherwise, including batches of several waves. Measured on an H100
+// (graph replay, L2-cold; 396 resident blocks of 512 threads, 792 of 256,
+// 1584 of 128):
+//   * batch 128-256: 512-thread blocks, unsplit, took 0.09-1.5 us less than
+//     256-thread ones (bf16 128 x 32000: 5.90 against 6.87 us); at batch 48-64,
+//     where they would still split rows, 0.03-0.5 us more; at batch 384, a
+//     nearly full wave of them, 0.4-0.55 us more in three cells of four; and
+//     for rows of under two vectors per thread (fp32 3072), up to 0.1 us more;
 //   * batch 512: 256-thread blocks, 0.6-2.8% less than 128-thread ones;
 //   * batch 1024: 128-thread blocks, 0.6-7% less than 256-thread ones (fp32
 //     1024 x 262144: 339.8 against 346.5 us);
@@ -77,11 +81,13 @@ struct ResidentBlocks {
 inline int block_threads_for(int64_t batch, int64_t row_units, const ResidentBlocks& resident) {
   if (batch > resident.narrow) return kStandardBlockThreads;
   if (batch > resident.standard) return kNarrowBlockThreads;
-  if (batch > resident.wide) return kStandardBlockThreads;
   // Wide blocks only where their plan leaves rows unsplit (fewer than two
-  // splits per row) and every thread has a unit of the row to read.
+  // splits per row), the wave is at most three quarters full, and every
+  // thread has two units of the row to read.
   const bool unsplit = 2 * batch > split_target_blocks(resident.wide);
-  return unsplit && row_units >= kWideBlockThreads ? kWideBlockThreads : kStandardBlockThreads;
+  const bool roomy_wave = 4 * batch <= 3 * resident.wide;
+  const bool long_rows = row_units >= 2 * kWideBlockThreads;
+  return unsplit && roomy_wave && long_rows ? kWideBlockThreads : kStandardBlockThreads;
 }
 
 // resident_blocks: blocks of the kernel resident on the whole GPU at once

@@ -150,6 +150,7 @@ int main() {
       batches.push_back(2 * r + d);
       batches.push_back(r / 2 + d);
       batches.push_back(split_target_blocks(r / 2) / 2 + d);
+      batches.push_back(3 * (r / 2) / 4 + d);
     }
   }
   std::vector<uint32_t> vocabs = {1,     2,     3,     4,     5,     7,     8,     9,     15,
@@ -176,8 +177,8 @@ int main() {
             int expected = kStandardBlockThreads;
             if (batch > held.standard && batch <= held.narrow) {
               expected = kNarrowBlockThreads;
-            } else if (batch <= held.wide && 2 * batch > split_target_blocks(held.wide) &&
-                       units >= kWideBlockThreads) {
+            } else if (4 * batch <= 3 * held.wide && 2 * batch > split_target_blocks(held.wide) &&
+                       units >= 2 * kWideBlockThreads) {
               expected = kWideBlockThreads;
             }
             CHECK(threads == expected, "batch=%lld units=%lld resident=%lld: %d threads, expected %d",
