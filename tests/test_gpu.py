@@ -472,13 +472,15 @@ def test_thousands_of_adversarial_rows(vocab, dtype):
 
 
 @pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
-@pytest.mark.parametrize("batch", [1, 2, 3, 8, 64, 1024])
+@pytest.mark.parametrize("batch", [1, 2, 3, 8, 64, 128, 256, 512, 1024])
 def test_split_row_batch_sizes_at_151936(batch, dtype):
     """Small batches at a large vocab split each row over many blocks. Ties
     and NaNs spread over the row (late_ties, late_zeros, sparse_nan) make the
     cross-block combine decide the answer. Several seeds, so every kind of
     row also lands in the single-row batch; back-to-back calls check that
-    the combine state is clean for the next call."""
+    the combine state is clean for the next call. The larger batches reach
+    the other block sizes of the launch plan (one block per row, in wide,
+    standard or narrow blocks, depending on the GPU's size)."""
     vocab = 151936
     for seed in range(4 if batch < 64 else 2):
         logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=seed * 1000 + batch)
