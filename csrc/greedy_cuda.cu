@@ -80,9 +80,8 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
   const gpu::ResidentBlocks resident{resident_blocks<kNarrow, T, IndexT, kContiguous>(device),
                                      resident_blocks<kStandard, T, IndexT, kContiguous>(device),
                                      resident_blocks<kWide, T, IndexT, kContiguous>(device)};
-  const int64_t vocab = logits.size(1);
-  const int64_t row_units = kContiguous ? vocab / (16 / static_cast<int64_t>(sizeof(T))) : vocab;
-  switch (gpu::block_threads_for(logits.size(0), row_units, resident)) {
+  const int64_t units = gpu::row_units(logits.size(1), kContiguous, 16 / sizeof(T));
+  switch (gpu::block_threads_for(logits.size(0), units, resident)) {
     case kNarrow:
       launch_with<kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
       break;

@@ -9,6 +9,12 @@
 namespace safe_greedy {
 namespace gpu {
 
+// What a row is measured in for planning: 16-byte vectors when contiguous
+// (elements_per_vector = 16 / sizeof(element)), elements when strided.
+inline int64_t row_units(int64_t vocab, bool contiguous, int elements_per_vector) {
+  return contiguous ? vocab / elements_per_vector : vocab;
+}
+
 struct LaunchPlan {
   uint32_t splits;           // blocks per row
   uint32_t units_per_split;  // 16-byte vectors (contiguous rows) or elements (strided rows)
@@ -77,8 +83,8 @@ struct ResidentBlocks {
   int64_t wide;
 };
 
-// row_units: a row's 16-byte vectors (contiguous rows) or elements (strided).
-inline int block_threads_for(int64_t batch, int64_t row_units, const ResidentBlocks& resident) {
+// units: the row's length in row_units.
+inline int block_threads_for(int64_t batch, int64_t units, const ResidentBlocks& resident) {
   if (batch > resident.narrow) return kStandardBlockThreads;
   if (batch > resident.standard) return kNarrowBlockThreads;
   // Wide blocks only where their plan leaves rows unsplit (fewer than two
@@ -86,7 +92,7 @@ inline int block_threads_for(int64_t batch, int64_t row_units, const ResidentBlo
   // thread has two units of the row to read.
   const bool unsplit = 2 * batch > split_target_blocks(resident.wide);
   const bool roomy_wave = 4 * batch <= 3 * resident.wide;
-  const bool long_rows = row_units >= 2 * kWideBlockThreads;
+  const bool long_rows = units >= 2 * kWideBlockThreads;
   return unsplit && roomy_wave && long_rows ? kWideBlockThreads : kStandardBlockThreads;
 }
 
@@ -100,7 +106,7 @@ inline int block_threads_for(int64_t batch, int64_t row_units, const ResidentBlo
 inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
                               int elements_per_vector, int threads_per_block,
                               int64_t resident_blocks) {
-  const int64_t units = contiguous ? vocab / elements_per_vector : vocab;
+  const int64_t units = row_units(vocab, contiguous, elements_per_vector);
   const int64_t min_units =
       threads_per_block * (contiguous ? kMinVectorsPerThread : kMinElementsPerThread);
   int64_t splits = 1;

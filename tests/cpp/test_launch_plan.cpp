@@ -17,6 +17,7 @@ using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
 using safe_greedy::gpu::kWideBlockThreads;
 using safe_greedy::gpu::ResidentBlocks;
+using safe_greedy::gpu::row_units;
 using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
 using safe_greedy::gpu::max_split_rows;
@@ -172,7 +173,7 @@ int main() {
             // `resident` standard blocks (twice as many narrow, half as many
             // wide), checked against the rule written out longhand.
             const ResidentBlocks held{2 * resident, resident, resident / 2};
-            const int64_t units = contiguous ? vocab / epv : vocab;
+            const int64_t units = row_units(vocab, contiguous, epv);
             const int threads = block_threads_for(batch, units, held);
             int expected = kStandardBlockThreads;
             if (batch > held.standard && batch <= held.narrow) {
