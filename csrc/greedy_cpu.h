@@ -20,7 +20,7 @@
 namespace safe_greedy {
 namespace cpu {
 
-// Bytes per chunk: 16 KiB, so a chunk is still in L1 for pass two.
+// Bytes per chunk: 32 KiB, so pass two re-reads a chunk from cache, not memory.
 constexpr uint32_t kChunkBytes = 32768;
 
 template <class T>

@@ -1,8 +1,8 @@
 // The GPU kernel of greedy_sample, one source for CUDA (nvcc) and ROCm (hip).
 //
 // Torch-free: raw pointers, templated on the block size, the logits' storage
-// type and the output's index type. greedy_cuda.cu launches it; tests/gpu_compile compiles
-// it for AMD targets without torch.
+// type and the output's index type. greedy_cuda.cu launches it;
+// tests/gpu_compile compiles it for AMD targets without torch.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
 //   * The grid is a 1-D list of items, `splits` consecutive items per row, so
@@ -177,7 +177,7 @@ struct Params {
   uint32_t vocab;
   uint32_t splits;             // items per row
   uint32_t units_per_split;    // vectors (contiguous) or elements (strided)
-  Key* row_keys;             // [rows], zero between calls; used when splits > 1
+  Key* row_keys;               // [rows], zero between calls; used when splits > 1
   uint32_t* row_arrivals;      // [rows], zero between calls; used when splits > 1
 };
 
@@ -185,7 +185,7 @@ struct Params {
 // dimension is contiguous.
 template <int kThreads, class T>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
-                                                     uint32_t split) {
+                                                   uint32_t split) {
   constexpr int kElems = Vector<T>::kElements;
   const int tid = threadIdx.x;
   // Elements before the first 16-byte boundary; rows are element-aligned.
@@ -264,7 +264,7 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 // dimension has a stride other than 1: one element at a time.
 template <int kThreads, class T>
 __device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const Params& p,
-                                                  uint32_t split) {
+                                                uint32_t split) {
   const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
   const uint64_t end64 = begin64 + p.units_per_split;
   const uint32_t end = static_cast<uint32_t>(end64 < p.vocab ? end64 : p.vocab);

@@ -11,7 +11,7 @@ namespace safe_greedy {
 namespace gpu {
 
 struct Workspace {
-  Key* row_keys;          // [rows], all zero between launches
+  Key* row_keys;            // [rows], all zero between launches
   uint32_t* row_arrivals;   // [rows], all zero between launches
 };
 

@@ -121,7 +121,6 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
   // Rounding the share up can leave the last items with nothing to read
   // (32064 units in 250 splits of 129): launch only those that have work.
   if (per_split > 0) splits = (units + per_split - 1) / per_split;
-  if (splits < 1) splits = 1;
   return LaunchPlan{static_cast<uint32_t>(splits),
                     static_cast<uint32_t>(per_split > 0 ? per_split : 1)};
 }
