@@ -1,13 +1,16 @@
 // GPU launcher of greedy_sample (CUDA, and ROCm through hipify): validation,
-// device guard, current stream, launch plan, workspace, dtype dispatch.
+// device guard, current stream, launch plan, workspace, dtype dispatch, and
+// the launch itself (early start where the device allows).
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cstdlib>
 #include <limits>
+#include <mutex>
+#include <string>
 
 #include "greedy_checks.h"
 #include "greedy_dispatch.h"
@@ -19,33 +22,90 @@
 namespace safe_greedy {
 namespace {
 
-// Blocks of one kernel instantiation resident on the whole device, looked up
-// once per device and instantiation (the template arguments: every
-// instantiation has its own register count): the per-call path makes no
-// driver query.
+// Whether SAFE_GREEDY_PDL=0 turns programmatic dependent launch off.
+bool early_start_allowed() {
+  static const bool allowed = [] {
+    const char* setting = std::getenv("SAFE_GREEDY_PDL");
+    return setting == nullptr || std::string(setting) != "0";
+  }();
+  return allowed;
+}
+
+// What the launcher needs to know about one kernel instantiation on one device.
+struct KernelFacts {
+  // Blocks resident on the whole device (each instantiation has its own
+  // register count).
+  int64_t resident_blocks;
+  // Whether the launch may start before the previous kernel in the stream has
+  // finished (programmatic dependent launch). Only where the code that runs
+  // was compiled for compute capability 9.0 or later: the kernel's wait for
+  // the previous grid exists only there, and a build for an older target
+  // running on a newer device through its PTX must not start early.
+  bool early_start;
+};
+
 template <int kThreads, class T, class IndexT, bool kContiguous>
-int64_t resident_blocks(int device) {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int64_t> cached[kMaxDevices] = {};
-  if (device < kMaxDevices) {
-    const int64_t known = cached[device].load(std::memory_order_relaxed);
-    if (known > 0) return known;
-  }
+KernelFacts look_up_kernel_facts(int device) {
+  const auto kernel = gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>, kThreads, 0));
-  const int64_t blocks = static_cast<int64_t>(sms) * std::max(per_sm, 1);
-  if (device < kMaxDevices) cached[device].store(blocks, std::memory_order_relaxed);
-  return blocks;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
+  KernelFacts facts{static_cast<int64_t>(sms) * std::max(per_sm, 1), false};
+#if !defined(USE_ROCM)
+  cudaFuncAttributes attributes{};
+  C10_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  facts.early_start = early_start_allowed() && attributes.ptxVersion >= 90;
+#endif
+  return facts;
+}
+
+// Looked up once per device and instantiation: the per-call path makes no
+// driver query.
+template <int kThreads, class T, class IndexT, bool kContiguous>
+KernelFacts kernel_facts(int device) {
+  constexpr int kMaxDevices = 64;
+  if (device >= kMaxDevices) return look_up_kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+  static std::once_flag looked_up[kMaxDevices];
+  static KernelFacts facts[kMaxDevices];
+  std::call_once(looked_up[device], [device] {
+    facts[device] = look_up_kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+  });
+  return facts[device];
+}
+
+// Launches the kernel on `stream`; with `early_start`, its blocks may start
+// while the previous kernel on the stream finishes (the kernel waits for it
+// before touching memory, see wait_for_previous_grid()).
+template <class Kernel>
+void launch_kernel(Kernel kernel, unsigned int blocks, int threads, cudaStream_t stream,
+                   bool early_start, const gpu::Params& p) {
+#if !defined(USE_ROCM)
+  if (early_start) {
+    cudaLaunchAttribute attributes[1] = {};
+    attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(blocks);
+    config.blockDim = dim3(threads);
+    config.dynamicSmemBytes = 0;
+    config.stream = stream;
+    config.attrs = attributes;
+    config.numAttrs = 1;
+    C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
+    return;
+  }
+#endif
+  kernel<<<blocks, threads, 0, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <int kThreads, class T, class IndexT, bool kContiguous>
 void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const int64_t resident = resident_blocks<kThreads, T, IndexT, kContiguous>(device);
+  const KernelFacts facts = kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+  const int64_t resident = facts.resident_blocks;
   const gpu::LaunchPlan plan =
       gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T), kThreads, resident);
   const int64_t items = batch * plan.splits;
@@ -67,9 +127,8 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }
-  gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>
-      <<<static_cast<unsigned int>(items), kThreads, 0, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>,
+                static_cast<unsigned int>(items), kThreads, stream, facts.early_start, p);
 }
 
 template <class T, class IndexT, bool kContiguous>
@@ -77,9 +136,10 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
   constexpr int kNarrow = gpu::kNarrowBlockThreads;
   constexpr int kStandard = gpu::kStandardBlockThreads;
   constexpr int kWide = gpu::kWideBlockThreads;
-  const gpu::ResidentBlocks resident{resident_blocks<kNarrow, T, IndexT, kContiguous>(device),
-                                     resident_blocks<kStandard, T, IndexT, kContiguous>(device),
-                                     resident_blocks<kWide, T, IndexT, kContiguous>(device)};
+  const gpu::ResidentBlocks resident{
+      kernel_facts<kNarrow, T, IndexT, kContiguous>(device).resident_blocks,
+      kernel_facts<kStandard, T, IndexT, kContiguous>(device).resident_blocks,
+      kernel_facts<kWide, T, IndexT, kContiguous>(device).resident_blocks};
   const int64_t units = gpu::row_units(logits.size(1), kContiguous, 16 / sizeof(T));
   switch (gpu::block_threads_for(logits.size(0), units, resident)) {
     case kNarrow:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Compile a torch-free source with nvcc for H100 (sm_90) on a machine without a
-# GPU, and check the SASS for the 16-byte loads the kernels depend on.
+# GPU, and check the SASS for the 16-byte loads the kernels depend on and for
+# the wait on the previous grid (ACQBULK, from griddepcontrol.wait) ahead of
+# every global memory access: the launcher lets these kernels start early.
 #   usage: scripts/check_cuda_build.sh SOURCE.cu [OUTDIR]
 # NVCC (default: nvcc on PATH) and PYTHON (default: python3) may be overridden.
 set -euo pipefail
@@ -51,21 +53,33 @@ fi
 sass=$out/$name.sm_90.sass
 PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
 
-# One line per kernel: its mangled name and how many 16-byte global loads it has.
-# nvcc 13 writes them as LDG.E.128 on sm_90 (LDG.E.128.CONSTANT and the like
-# where the compiler proves the data read-only); both count.
+# One line per kernel: its mangled name, how many 16-byte global loads it has,
+# and whether its first global memory access (load, store, atomic, reduction
+# or prefetch) comes after the grid-dependency wait. nvcc 13 writes 16-byte
+# loads as LDG.E.128 on sm_90 (LDG.E.128.CONSTANT and the like where the
+# compiler proves the data read-only); both count.
 summary=$(awk '
-  /Function :/ { if (fn != "") print fn, n; fn = $NF; n = 0; next }
+  function flush() { if (fn != "") print fn, n, (waited_first ? "yes" : "no") }
+  /Function :/ { flush(); fn = $NF; n = 0; waited = 0; accessed = 0; waited_first = 0; next }
+  /[[:space:]]ACQBULK[[:space:];]/ { waited = 1 }
+  /[[:space:]](LDG|STG|ATOMG|ATOM|RED|CCTL)[.[:space:]]/ {
+    if (!accessed) waited_first = waited
+    accessed = 1
+  }
   /LDG\.E\.128/ { n++ }
-  END { if (fn != "") print fn, n }' "$sass")
+  END { flush() }' "$sass")
 if [[ -z $summary ]]; then
   echo "FAIL: no kernels in $sass" >&2
   exit 1
 fi
 fail=0
 kernels=0
-while read -r fn loads; do
+while read -r fn loads waits_first; do
   kernels=$((kernels + 1))
+  if [[ $waits_first != yes ]]; then
+    echo "FAIL: $fn touches global memory before its griddepcontrol.wait (ACQBULK)" >&2
+    fail=1
+  fi
   # kContiguous=true instantiations (template argument `Lb1E`) are the
   # vectorised path: each must use 16-byte loads.
   if [[ $fn == *Lb1E* && $loads -eq 0 ]]; then
@@ -80,4 +94,4 @@ if [[ $total -eq 0 ]]; then
 fi
 [[ $fail -eq 0 ]] || exit 1
 
-echo "OK: $obj ($kernels kernels; LDG.E.128 loads: $total), $sass"
+echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; LDG.E.128 loads: $total), $sass"

@@ -351,6 +351,85 @@ def test_runs_on_the_current_stream(batch, vocab):
     assert_argmax_result(out, source)
 
 
+@pytest.mark.parametrize("batch, vocab, dtype", [(1, 151936, torch.float32), (16, 151936, torch.bfloat16), (4096, 32001, torch.float16)], ids=str)
+def test_reads_the_logits_the_kernel_before_it_wrote(batch, vocab, dtype):
+    """On GPUs that allow it the kernel starts while the previous kernel in
+    the stream is still running, and must wait for it before reading. Here
+    the previous kernel is the copy that writes the logits, the last part of a
+    larger buffer so that its last blocks write them, and the next call's
+    logits differ from this one's; eagerly and in a graph, each answer must be
+    of the logits just written. Back-to-back calls also share the split-row
+    workspace, which must not be touched before the previous call is done."""
+    sources = [adversarial_batch(batch, vocab, dtype, DEVICE, seed)[0] for seed in range(4)]
+    expected = [torch.argmax(s, -1) for s in sources]
+    staging = torch.zeros(8 * 2**20 + batch * vocab, dtype=dtype, device=DEVICE)
+    staged_sources = [torch.cat([staging[: 8 * 2**20], s.flatten()]) for s in sources]
+    logits = staging[8 * 2**20 :].view(batch, vocab)
+    outs = [torch.full((batch,), SENTINEL, dtype=torch.int64, device=DEVICE) for _ in sources]
+
+    def calls():
+        for staged, out in zip(staged_sources, outs):
+            staging.copy_(staged)
+            safe_greedy.greedy_sample(out, logits)
+
+    def check():
+        torch.cuda.synchronize()
+        for out, want in zip(outs, expected):
+            assert torch.equal(out, want)
+            out.fill_(SENTINEL)
+
+    for _ in range(10):
+        calls()
+        check()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        calls()
+    torch.cuda.current_stream().wait_stream(side)
+    check()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=side):
+        calls()
+    for _ in range(10):
+        graph.replay()
+        check()
+
+
+_EARLY_START_SETTING = textwrap.dedent(
+    """
+    import torch
+    import safe_greedy
+
+    torch.manual_seed(0)
+    for batch, vocab in ((1, 151936), (5, 151666), (700, 4097)):
+        for dtype in (torch.float32, torch.bfloat16):
+            for round_ in range(3):
+                x = torch.randn(batch, vocab, device="cuda").to(dtype)
+                x[0, vocab - 1 - round_] = float("nan")
+                out = torch.empty(batch, dtype=torch.int64, device="cuda")
+                safe_greedy.greedy_sample(out, x)
+                assert torch.equal(out, torch.argmax(x, -1)), (batch, vocab, dtype, round_)
+    print("ALL OK")
+    """
+)
+
+
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_with_early_start_on_and_off(setting):
+    """SAFE_GREEDY_PDL=0 launches without programmatic dependent launch (the
+    path every GPU before compute capability 9.0 takes); it is read once per
+    process, so each setting gets a process of its own."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(safe_greedy.__file__)))
+    env = dict(os.environ, SAFE_GREEDY_PDL=setting)
+    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", _EARLY_START_SETTING], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and "ALL OK" in proc.stdout, (
+        f"exit code {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    )
+
+
 def test_concurrent_streams_do_not_share_split_row_state():
     """Split-row calls queued on two streams run interleaved; each stream's
     rows must combine only with themselves. The two inputs have their maxima
