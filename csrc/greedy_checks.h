@@ -38,10 +38,10 @@ inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& lo
               "greedy_sample: logits must be float32, float16 or bfloat16, got ", dtype);
   const int64_t batch = logits.size(0);
   const int64_t vocab = logits.size(1);
-  TORCH_CHECK(vocab > 0,
-              "greedy_sample: the vocab dimension of logits is empty (shape ",
-              shape_text(logits.sizes()),
-              "); argmax of an empty row is undefined");
+  // IndexError in Python, the error torch.argmax raises for an empty row.
+  TORCH_CHECK_INDEX(vocab > 0,
+                    "greedy_sample: the vocab dimension of logits is empty (shape ",
+                    shape_text(logits.sizes()), "); argmax of an empty row is undefined");
   TORCH_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
               "greedy_sample: vocab must be at most 2^31 - 1, got ", number_text(vocab));
   TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ",

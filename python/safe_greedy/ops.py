@@ -23,8 +23,9 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
         raise ValueError("argmax: logits must have a vocab dimension, got a 0-D tensor")
     if logits.shape[-1] == 0:
         # Checked here: flattening the leading dimensions of an empty tensor
-        # would fail first, with a message about reshaping.
-        raise RuntimeError(
+        # would fail first, with a message about reshaping. IndexError, as
+        # torch.argmax raises.
+        raise IndexError(
             f"argmax: the vocab dimension of logits is empty (shape {list(logits.shape)}); "
             "argmax of an empty row is undefined"
         )
