@@ -210,6 +210,21 @@ def test_graph_capture_without_warm_up_on_a_new_stream(batch, vocab, dtype, layo
         assert_argmax_result(out, logits)
 
 
+def run_in_new_process(script, **env_overrides):
+    """Runs `script` in a fresh Python process that imports this safe_greedy,
+    with `env_overrides` added to the environment; it must exit 0 and print
+    ALL OK."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(safe_greedy.__file__)))
+    env = dict(os.environ, **env_overrides)
+    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and "ALL OK" in proc.stdout, (
+        f"exit code {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    )
+
+
 _FIRST_CALL_IN_CAPTURE = textwrap.dedent(
     """
     import sys
@@ -279,19 +294,7 @@ def test_first_call_of_the_process_inside_graph_capture():
     """The very first call (lazy initialisation, workspace creation, kernel
     loading) happens while a fresh stream is being captured. This needs a
     process of its own: in this one, earlier tests already made those calls."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(safe_greedy.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", _FIRST_CALL_IN_CAPTURE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0 and "ALL OK" in proc.stdout, (
-        f"exit code {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
-    )
+    run_in_new_process(_FIRST_CALL_IN_CAPTURE)
 
 
 def _sample(logits):
@@ -419,15 +422,7 @@ def test_with_early_start_on_and_off(setting):
     """SAFE_GREEDY_PDL=0 launches without programmatic dependent launch (the
     path every GPU before compute capability 9.0 takes); it is read once per
     process, so each setting gets a process of its own."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(safe_greedy.__file__)))
-    env = dict(os.environ, SAFE_GREEDY_PDL=setting)
-    env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", _EARLY_START_SETTING], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0 and "ALL OK" in proc.stdout, (
-        f"exit code {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
-    )
+    run_in_new_process(_EARLY_START_SETTING, SAFE_GREEDY_PDL=setting)
 
 
 def test_concurrent_streams_do_not_share_split_row_state():
