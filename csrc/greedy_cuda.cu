@@ -44,9 +44,9 @@ struct KernelFacts {
   bool early_start;
 };
 
-template <int kThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
 KernelFacts look_up_kernel_facts(int device) {
-  const auto kernel = gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>;
+  const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
@@ -62,14 +62,16 @@ KernelFacts look_up_kernel_facts(int device) {
 
 // Looked up once per device and instantiation: the per-call path makes no
 // driver query.
-template <int kThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
 KernelFacts kernel_facts(int device) {
   constexpr int kMaxDevices = 64;
-  if (device >= kMaxDevices) return look_up_kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+  if (device >= kMaxDevices) {
+    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
+  }
   static std::once_flag looked_up[kMaxDevices];
   static KernelFacts facts[kMaxDevices];
   std::call_once(looked_up[device], [device] {
-    facts[device] = look_up_kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+    facts[device] = look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
   });
   return facts[device];
 }
@@ -100,15 +102,20 @@ void launch_kernel(Kernel kernel, unsigned int blocks, int threads, cudaStream_t
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <int kThreads, class T, class IndexT, bool kContiguous>
+// kRowThreads < kThreads: each block reads kThreads / kRowThreads whole rows.
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
 void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
+  constexpr int kRowsPerBlock = kThreads / kRowThreads;
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const KernelFacts facts = kernel_facts<kThreads, T, IndexT, kContiguous>(device);
+  const KernelFacts facts = kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
   const int64_t resident = facts.resident_blocks;
   const gpu::LaunchPlan plan =
       gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T), kThreads, resident);
-  const int64_t items = batch * plan.splits;
+  TORCH_INTERNAL_ASSERT(kRowsPerBlock == 1 || plan.splits == 1,
+                        "greedy_sample: rows that share a block must not be split");
+  const int64_t items = kRowsPerBlock == 1 ? batch * plan.splits
+                                           : (batch + kRowsPerBlock - 1) / kRowsPerBlock;
   TORCH_CHECK(items <= std::numeric_limits<int32_t>::max(),
               "greedy_sample: batch ", number_text(batch),
               " needs more blocks than one launch allows");
@@ -122,12 +129,13 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
   p.vocab = vocab;
   p.splits = plan.splits;
   p.units_per_split = plan.units_per_split;
+  p.rows = batch;
   if (plan.splits > 1) {
     const gpu::Workspace ws = gpu::workspace_for(device, stream, gpu::max_split_rows(resident));
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }
-  launch_kernel(gpu::greedy_sample_kernel<kThreads, T, IndexT, kContiguous>,
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>,
                 static_cast<unsigned int>(items), kThreads, stream, facts.early_start, p);
 }
 
@@ -137,19 +145,27 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
   constexpr int kStandard = gpu::kStandardBlockThreads;
   constexpr int kWide = gpu::kWideBlockThreads;
   const gpu::ResidentBlocks resident{
-      kernel_facts<kNarrow, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kStandard, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kWide, T, IndexT, kContiguous>(device).resident_blocks};
+      kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous>(device).resident_blocks,
+      kernel_facts<kStandard, kStandard, T, IndexT, kContiguous>(device).resident_blocks,
+      kernel_facts<kWide, kWide, T, IndexT, kContiguous>(device).resident_blocks};
+  const int64_t batch = logits.size(0);
   const int64_t units = gpu::row_units(logits.size(1), kContiguous, 16 / sizeof(T));
-  switch (gpu::block_threads_for(logits.size(0), units, resident)) {
+  if constexpr (kContiguous) {
+    if (gpu::shares_blocks_between_rows(batch, units, kContiguous, resident)) {
+      launch_with<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous>(out, logits, stream,
+                                                                           device);
+      return;
+    }
+  }
+  switch (gpu::block_threads_for(batch, units, resident)) {
     case kNarrow:
-      launch_with<kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kNarrow, kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
       break;
     case kWide:
-      launch_with<kWide, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kWide, kWide, T, IndexT, kContiguous>(out, logits, stream, device);
       break;
     default:
-      launch_with<kStandard, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kStandard, kStandard, T, IndexT, kContiguous>(out, logits, stream, device);
       break;
   }
 }

@@ -7,7 +7,8 @@
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
 //   * The grid is a 1-D list of items, `splits` consecutive items per row, so
 //     that more rows than any grid dimension limit are fine and a short batch
-//     still fills the GPU.
+//     still fills the GPU. Short rows at large batch go the other way: each
+//     block reads several whole rows, kRowThreads threads to a row.
 //   * Each thread keeps kUnroll running maxima in the float domain (cheap to
 //     update per element); keys are built only once per thread, when reducing.
 //   * A block reduces its threads' keys; with one item per row that block
@@ -103,6 +104,30 @@ __device__ __forceinline__ Key block_max_key(Key k) {
   return k;
 }
 
+// Maximum key over each group of kGroupThreads consecutive threads of a block
+// of kThreads; valid in the group's first thread. Every thread of the block
+// must call it: a group wider than a warp synchronises the block.
+template <int kThreads, int kGroupThreads>
+__device__ __forceinline__ Key group_max_key(Key k) {
+  static_assert(kGroupThreads < kThreads, "a group of the whole block is block_max_key");
+  if constexpr (kGroupThreads == kWarpSize) {
+    return warp_max_key(k);
+  } else {
+    static_assert(kGroupThreads % kWarpSize == 0 && kThreads % kGroupThreads == 0,
+                  "groups must be whole warps that tile the block");
+    __shared__ Key warp_keys[kThreads / kWarpSize];
+    const int warp = threadIdx.x / kWarpSize;
+    k = warp_max_key(k);
+    if (threadIdx.x % kWarpSize == 0) warp_keys[warp] = k;
+    __syncthreads();
+    if (threadIdx.x % kGroupThreads == 0) {
+#pragma unroll
+      for (int w = 1; w < kGroupThreads / kWarpSize; ++w) k = max_key(k, warp_keys[warp + w]);
+    }
+    return k;
+  }
+}
+
 // How a 16-byte vector of each storage type widens to floats.
 template <class T>
 struct Vector;
@@ -191,15 +216,16 @@ struct Params {
   uint32_t units_per_split;    // vectors (contiguous) or elements (strided)
   Key* row_keys;               // [rows], zero between calls; used when splits > 1
   uint32_t* row_arrivals;      // [rows], zero between calls; used when splits > 1
+  int64_t rows;                // the batch
 };
 
-// This thread's key over its share of item (row, split) of a row whose vocab
-// dimension is contiguous.
+// The key of thread `tid` of the kThreads that read item (row, split) of a
+// row whose vocab dimension is contiguous, over its share of the item.
 template <int kThreads, class T>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
-                                                   uint32_t split) {
+                                                   uint32_t split, int tid) {
   constexpr int kElems = Vector<T>::kElements;
-  const int tid = threadIdx.x;
+  static_assert(kThreads >= kElems, "the head and tail take one thread per element");
   // Elements before the first 16-byte boundary; rows are element-aligned.
   const uint32_t misalignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) & 15u);
   uint32_t head = ((16u - misalignment) & 15u) / sizeof(T);
@@ -272,15 +298,15 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   return k;
 }
 
-// This thread's key over its share of item (row, split) of a row whose vocab
-// dimension has a stride other than 1: one element at a time.
+// The same for a row whose vocab dimension has a stride other than 1: one
+// element at a time.
 template <int kThreads, class T>
 __device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const Params& p,
-                                                uint32_t split) {
+                                                uint32_t split, int tid) {
   const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
   const uint64_t end64 = begin64 + p.units_per_split;
   const uint32_t end = static_cast<uint32_t>(end64 < p.vocab ? end64 : p.vocab);
-  const uint32_t first = static_cast<uint32_t>(begin64) + threadIdx.x;
+  const uint32_t first = static_cast<uint32_t>(begin64) + tid;
   RunningMax acc;
   acc.start(first);
   for (uint32_t i = first; i < end; i += kThreads) {
@@ -321,20 +347,18 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #endif
 }
 
+// One item of a row per block: the whole row, or one split of it, which the
+// last of the row's blocks to finish combines with the others.
 template <int kThreads, class T, class OutT, bool kContiguous>
-__global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p) {
-  // No explicit trigger for the next grid: it starts as this one's blocks
-  // exit. Triggering at the start cost 2-9% at batch 256-1024 on an H100 (the
-  // next grid's waiting blocks hold slots); after the loads it was no faster.
-  wait_for_previous_grid();
+__device__ __forceinline__ void read_item(const Params& p) {
   const uint32_t item = blockIdx.x;
   const uint32_t row = item / p.splits;
   const uint32_t split = item - row * p.splits;
   // 64-bit: rows * row_stride passes 2^31 in real serving.
   const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
 
-  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split)
-                      : strided_item_key<kThreads, T>(row_ptr, p, split);
+  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x)
+                      : strided_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x);
   k = block_max_key<kThreads>(k);
   if (threadIdx.x != 0) return;
 
@@ -353,6 +377,40 @@ __global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p)
   const Key final_key = atomicExch(reinterpret_cast<unsigned long long*>(&p.row_keys[row]), 0ull);
   p.row_arrivals[row] = 0;
   out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(final_key));
+}
+
+// Several whole, contiguous rows per block, kRowThreads threads to a row. The
+// last block's groups past the batch read nothing but still take part in the
+// reduction, which may synchronise the block.
+template <int kThreads, int kRowThreads, class T, class OutT>
+__device__ __forceinline__ void read_whole_rows(const Params& p) {
+  constexpr int kRowsPerBlock = kThreads / kRowThreads;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kRowThreads;
+  const int tid = threadIdx.x % kRowThreads;
+  const bool in_batch = row < p.rows;
+  Key k = kEmptyKey;
+  if (in_batch) {
+    const T* row_ptr = static_cast<const T*>(p.logits) + row * p.row_stride;
+    k = contiguous_item_key<kRowThreads, T>(row_ptr, p, 0, tid);
+  }
+  k = group_max_key<kThreads, kRowThreads>(k);
+  if (tid == 0 && in_batch) {
+    static_cast<OutT*>(p.out)[row * p.out_stride] = static_cast<OutT>(key_index(k));
+  }
+}
+
+template <int kThreads, int kRowThreads, class T, class OutT, bool kContiguous>
+__global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p) {
+  static_assert(kRowThreads == kThreads || kContiguous, "only contiguous rows share a block");
+  // No explicit trigger for the next grid: it starts as this one's blocks
+  // exit. Triggering at the start cost 2-9% at batch 256-1024 on an H100 (the
+  // next grid's waiting blocks hold slots); after the loads it was no faster.
+  wait_for_previous_grid();
+  if constexpr (kRowThreads == kThreads) {
+    read_item<kThreads, T, OutT, kContiguous>(p);
+  } else {
+    read_whole_rows<kThreads, kRowThreads, T, OutT>(p);
+  }
 }
 
 }  // namespace gpu

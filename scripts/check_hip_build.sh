@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile a torch-free source as HIP for AMD GPUs on a machine without AMD hardware
-# (Debian's ROCm 5.2 packages + clang-19), and check the MI300 assembly for the
-# instructions the kernels depend on.
+# (Debian's ROCm 5.2 packages + clang-19): MI200 and MI300 (wave64) and RDNA3
+# (wave32). Check the MI300 assembly for the instructions the kernels depend on.
 #   usage: scripts/check_hip_build.sh SOURCE.cu [OUTDIR]
 set -euo pipefail
 
@@ -42,7 +42,17 @@ asm=$out/$name.gfx942.s
 clang++-19 "${common[@]}" --offload-arch=gfx942 -nogpulib --cuda-device-only \
   -S "$src" -o "$asm"
 
+# RDNA3: wave32, where a group of kShortRowThreads (64) threads spans two
+# waves, so the block-synchronised group reduction is compiled too.
+rdna_asm=$out/$name.gfx1100.s
+clang++-19 "${common[@]}" --offload-arch=gfx1100 -nogpulib --cuda-device-only \
+  -S "$src" -o "$rdna_asm"
+
 fail=0
+if ! grep -q '\.wavefront_size: *32' "$rdna_asm"; then
+  echo "FAIL: no wave32 kernel in $rdna_asm" >&2
+  fail=1
+fi
 # 16-byte vector loads are what the bandwidth numbers rely on.
 if ! grep -q 'global_load_dwordx4' "$asm"; then
   echo "FAIL: no global_load_dwordx4 in $asm (16-byte loads were split or lost)" >&2
@@ -60,6 +70,6 @@ if ! grep -q '\.wavefront_size: *64' "$asm"; then
 fi
 [[ $fail -eq 0 ]] || exit 1
 
-echo "OK: $out/$name.gfx90a.o, $asm" \
+echo "OK: $out/$name.gfx90a.o, $asm, $rdna_asm" \
   "(dwordx4 loads: $(grep -c global_load_dwordx4 "$asm")," \
   "ds_bpermute: $(grep -c ds_bpermute_b32 "$asm"))"

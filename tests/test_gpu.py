@@ -4,7 +4,8 @@ Everything here skips without CUDA (or ROCm). The GPU kernel splits a row
 across several blocks when the batch is small and combines them through a
 per-stream workspace that every launch returns to zero; many tests below are
 about that path (batch 1..64 at large vocab) surviving graph capture, replay,
-several streams, and back-to-back calls. Sizes are chosen from the contract,
+several streams, and back-to-back calls. At large batch, short rows may share
+a block instead; tests of many short rows cover that path. Sizes are chosen from the contract,
 not from the kernel's tuning constants, so they stay meaningful if the launch
 plan changes.
 """
@@ -16,6 +17,8 @@ import textwrap
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import safe_greedy
 from conftest import (
@@ -30,6 +33,7 @@ from conftest import (
     from_bits,
     make_rows,
     place,
+    scaled_examples,
     strided_out,
 )
 
@@ -575,6 +579,49 @@ def test_split_row_path_with_strided_layouts(layout, batch):
     safe_greedy.greedy_sample(out, logits)
     assert_argmax_result(out, logits)
     assert_only_out_written(buffer, out)
+
+
+# ---------------------------------------------------------------------------
+# Short rows at large batch
+# ---------------------------------------------------------------------------
+
+# More rows than several waves of blocks hold on any current GPU, and odd, so
+# that a launch packing several short rows into each block has groups to spare
+# in its last block.
+MANY_ROWS = 20001
+
+
+def _check_many_short_rows(vocab, dtype, layout, seed, *, offset=3, pad=5):
+    values, _ = adversarial_batch(MANY_ROWS, vocab, dtype, DEVICE, seed=seed)
+    logits = place(values, layout, DEVICE, poison="nan", pad=pad, offset=offset)
+    out, buffer = strided_out(MANY_ROWS, torch.int32, DEVICE, stride=2, offset=1, pad=3)
+    safe_greedy.greedy_sample(out, logits)
+    assert_argmax_result(out, logits)
+    assert_only_out_written(buffer, out)
+
+
+@pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
+@pytest.mark.parametrize("vocab", [1, 7, 9, 33, 1000, 3072, 4096, 4097])
+@pytest.mark.parametrize("layout", ["contiguous", "padded", "offset"])
+def test_short_rows_at_large_batch(vocab, dtype, layout):
+    """Rows of a few thousand logits at a batch of many waves, where a block
+    may read several whole rows: rows shorter than one 16-byte vector, rows of
+    an odd length starting at every alignment (padded), and rows around the
+    lengths where the launcher's choice could change."""
+    _check_many_short_rows(vocab, dtype, layout, seed=vocab)
+
+
+@settings(max_examples=scaled_examples(0.15))
+@given(
+    vocab=st.integers(1, 4500),
+    dtype=st.sampled_from(LOGIT_DTYPES),
+    layout=st.sampled_from(["contiguous", "padded", "offset"]),
+    offset=st.integers(0, 9),
+    pad=st.integers(0, 9),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_short_rows_at_large_batch_any_shape(vocab, dtype, layout, offset, pad, seed):
+    _check_many_short_rows(vocab, dtype, layout, seed, offset=offset, pad=pad)
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 #include "greedy_plan.h"
 
 using safe_greedy::gpu::block_threads_for;
+using safe_greedy::gpu::kShortRowThreads;
+using safe_greedy::gpu::kShortRowUnits;
 using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
 using safe_greedy::gpu::kWideBlockThreads;
@@ -22,6 +24,10 @@ using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
 using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
+using safe_greedy::gpu::shares_blocks_between_rows;
+
+static_assert(kStandardBlockThreads % kShortRowThreads == 0 && kShortRowThreads < kStandardBlockThreads,
+              "blocks that share rows hold a whole number of rows, and more than one");
 
 namespace {
 
@@ -174,6 +180,24 @@ int main() {
             // wide), checked against the rule written out longhand.
             const ResidentBlocks held{2 * resident, resident, resident / 2};
             const int64_t units = row_units(vocab, contiguous, epv);
+            // Blocks that read several whole rows: only contiguous short rows,
+            // only at batches of several waves of narrow blocks; and those rows
+            // are never split (the launcher asserts it), at any occupancy up to
+            // that of narrow blocks.
+            const bool shared = shares_blocks_between_rows(batch, units, contiguous, held);
+            const bool expected_shared =
+                contiguous && batch > held.narrow && units <= kShortRowUnits;
+            CHECK(shared == expected_shared, "batch=%lld units=%lld resident=%lld: shared=%d",
+                  static_cast<long long>(batch), static_cast<long long>(units),
+                  static_cast<long long>(resident), static_cast<int>(shared));
+            if (shared) {
+              for (int64_t r : {held.standard, held.narrow}) {
+                const LaunchPlan whole =
+                    plan_launch(batch, vocab, contiguous, epv, kStandardBlockThreads, r);
+                CHECK(whole.splits == 1, "batch=%lld vocab=%u: shared rows split %u ways",
+                      static_cast<long long>(batch), vocab, whole.splits);
+              }
+            }
             const int threads = block_threads_for(batch, units, held);
             int expected = kStandardBlockThreads;
             if (batch > held.standard && batch <= held.narrow) {

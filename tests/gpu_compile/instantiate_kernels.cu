@@ -10,14 +10,15 @@
 namespace safe_greedy {
 namespace gpu {
 
-#define SAFE_GREEDY_INSTANTIATE(kThreads, T, OutT, kContiguous) \
-  template __global__ void greedy_sample_kernel<kThreads, T, OutT, kContiguous>(const Params p);
+#define SAFE_GREEDY_INSTANTIATE(kThreads, kRowThreads, T, OutT, kContiguous) \
+  template __global__ void greedy_sample_kernel<kThreads, kRowThreads, T, OutT, kContiguous>( \
+      const Params p);
 
-#define SAFE_GREEDY_INSTANTIATE_T(kThreads, T)              \
-  SAFE_GREEDY_INSTANTIATE(kThreads, T, int32_t, true)       \
-  SAFE_GREEDY_INSTANTIATE(kThreads, T, int32_t, false)      \
-  SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, true)       \
-  SAFE_GREEDY_INSTANTIATE(kThreads, T, int64_t, false)
+#define SAFE_GREEDY_INSTANTIATE_T(kThreads, T)                   \
+  SAFE_GREEDY_INSTANTIATE(kThreads, kThreads, T, int32_t, true)  \
+  SAFE_GREEDY_INSTANTIATE(kThreads, kThreads, T, int32_t, false) \
+  SAFE_GREEDY_INSTANTIATE(kThreads, kThreads, T, int64_t, true)  \
+  SAFE_GREEDY_INSTANTIATE(kThreads, kThreads, T, int64_t, false)
 
 #define SAFE_GREEDY_INSTANTIATE_BLOCK(kThreads) \
   SAFE_GREEDY_INSTANTIATE_T(kThreads, float)      \
@@ -28,8 +29,17 @@ SAFE_GREEDY_INSTANTIATE_BLOCK(kNarrowBlockThreads)
 SAFE_GREEDY_INSTANTIATE_BLOCK(kStandardBlockThreads)
 SAFE_GREEDY_INSTANTIATE_BLOCK(kWideBlockThreads)
 
-#undef SAFE_GREEDY_INSTANTIATE_BLOCK
+// Blocks that read several short rows (contiguous only).
+#define SAFE_GREEDY_INSTANTIATE_SHARED_T(T)                                                 \
+  SAFE_GREEDY_INSTANTIATE(kStandardBlockThreads, kShortRowThreads, T, int32_t, true) \
+  SAFE_GREEDY_INSTANTIATE(kStandardBlockThreads, kShortRowThreads, T, int64_t, true)
 
+SAFE_GREEDY_INSTANTIATE_SHARED_T(float)
+SAFE_GREEDY_INSTANTIATE_SHARED_T(bf16_t)
+SAFE_GREEDY_INSTANTIATE_SHARED_T(fp16_t)
+
+#undef SAFE_GREEDY_INSTANTIATE_SHARED_T
+#undef SAFE_GREEDY_INSTANTIATE_BLOCK
 #undef SAFE_GREEDY_INSTANTIATE_T
 #undef SAFE_GREEDY_INSTANTIATE
 
