@@ -82,6 +82,10 @@ def markdown(results: Dict) -> str:
                      f"{empty['graph_us']:.2f} us under graph replay, {empty['eager_us']:.2f} us eager "
                      f"({empty['what']}).")
         lines.append("")
+    if results.get("passes", 1) > 1:
+        lines.append(f"Each time is the lower of {results['passes']} passes' medians (the sweep ran "
+                     f"{results['passes']} times over).")
+        lines.append("")
 
     speedups = [c["speedup"] for c in cells if c.get("speedup")]
     gm = geomean(speedups)
