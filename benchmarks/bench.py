@@ -443,13 +443,14 @@ def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
 
 def keep_lower_times(kept: Dict, new: Dict) -> None:
     """Merges a later pass's measurement of a cell into the kept one: per
-    contender and timer, the lower time; every pass's graph time in
+    contender and timer, the lower time (none if any pass has none: a failure
+    in one pass is a failure of the cell); every pass's graph time in
     ``pass_graph_us``; mismatches and errors of any pass."""
     for name, times in new["times_us"].items():
         kept["pass_graph_us"].setdefault(name, []).extend(new["pass_graph_us"][name])
         old = kept["times_us"].get(name)
-        if times is not None and old is not None:
-            kept["times_us"][name] = {mode: min(old[mode], times[mode]) for mode in old}
+        kept["times_us"][name] = (None if times is None or old is None
+                                  else {mode: min(old[mode], times[mode]) for mode in old})
     for name, counts in new["mismatches"].items():
         before = kept["mismatches"].setdefault(name, {})
         for check, count in counts.items():
