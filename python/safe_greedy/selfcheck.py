@@ -202,8 +202,10 @@ def random_checks(device: torch.device, cases: int = 300, seed: int = 0, log=pri
             vocab = rng.randint(1, 70000)
         batch = rng.choice([1, 1, 2, 3, 4, 5, 8])
         if big and rng.random() < 0.07:
-            # Enough rows to take the one-block-per-row path of the GPU kernel.
-            batch = rng.choice([600, 1500, 4096])
+            # Enough rows to take the one-block-per-row path of the GPU kernel,
+            # and, with short rows, the path where rows share a block (past a
+            # wave of blocks on any current GPU at 20001).
+            batch = rng.choice([600, 1500, 4096, 20001])
             vocab = rng.choice([1, 17, 3072, 4097])
         x = _layout(_values(batch, vocab, kind, rng, gen).to(dtype), layout, rng, device)
         ref = torch.argmax(x, -1)
