@@ -570,6 +570,24 @@ def test_split_row_batch_sizes_at_151936(batch, dtype):
         assert_argmax_result(run_greedy(logits), logits)
 
 
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_split_row_whose_last_split_reads_nothing(offset):
+    """A row that starts off a 16-byte boundary has one whole vector fewer
+    than its length suggests, and its elements before the boundary are read
+    by the first split. An fp32 row of 263172 at batch 1 is split into 257
+    shares of 257 vectors (on any GPU that holds more than 514 blocks of 256
+    threads at once), so the last share of such a row is empty. Its block must still
+    report to the row's combine, or the combine would wait for it forever.
+    The maximum sits in the last whole vector, read by the share before."""
+    vocab = 263172
+    storage = torch.randn(vocab + offset, device=DEVICE)
+    logits = storage[offset:].view(1, vocab)
+    logits[0, -3] = 1e30
+    for out_dtype in INDEX_DTYPES:
+        assert_argmax_result(run_greedy(logits, out_dtype), logits)
+        assert run_greedy(logits, out_dtype).item() == vocab - 3
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("batch", [1, 3, 64])
 def test_split_row_path_with_strided_layouts(layout, batch):
