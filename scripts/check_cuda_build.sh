@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compile a torch-free source with nvcc for H100 (sm_90) on a machine without a
-# GPU, and check the SASS for the 16-byte loads the kernels depend on and for
-# the wait on the previous grid (ACQBULK, from griddepcontrol.wait) ahead of
-# every global memory access: the launcher lets these kernels start early.
+# GPU, and check the SASS for the 16-byte loads the kernels depend on (each
+# iteration's issued together), and for the wait on the previous grid (ACQBULK,
+# from griddepcontrol.wait) ahead of every global memory access: the launcher
+# lets these kernels start early.
 #   usage: scripts/check_cuda_build.sh SOURCE.cu [OUTDIR]
 # NVCC (default: nvcc on PATH) and PYTHON (default: python3) may be overridden.
 set -euo pipefail
@@ -58,15 +59,34 @@ PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
 # or prefetch) comes after the grid-dependency wait. nvcc 13 writes 16-byte
 # loads as LDG.E.128 on sm_90 (LDG.E.128.CONSTANT and the like where the
 # compiler proves the data read-only); both count.
+#
+# A fourth field counts the floating-point comparisons that sit between the
+# 16-byte loads of one iteration. The contiguous kernels have two runs of
+# loads, the whole iterations' loop and the last, partial iteration, each of
+# kUnroll loads meant to be in flight together; a comparison among them means
+# the compiler waits for one load before issuing the next (ptxas does this to
+# fit a loop into fewer registers), which costs a memory round trip per load.
 summary=$(awk '
-  function flush() { if (fn != "") print fn, n, (waited_first ? "yes" : "no") }
-  /Function :/ { flush(); fn = $NF; n = 0; waited = 0; accessed = 0; waited_first = 0; next }
+  function flush() {
+    if (fn == "") return
+    interleaved = 0
+    half = n / 2
+    for (r = 0; r < 2 && n > 0; r++) {
+      first = r * half + 1
+      last = (r + 1) * half
+      for (c = 1; c <= ncmp; c++) if (cmp_at[c] > load_at[first] && cmp_at[c] < load_at[last]) interleaved++
+    }
+    print fn, n, (waited_first ? "yes" : "no"), interleaved
+  }
+  /Function :/ { flush(); fn = $NF; n = 0; ncmp = 0; line = 0; waited = 0; accessed = 0; waited_first = 0; next }
+  { line++ }
+  /[[:space:]](FSETP|HSETP2|HSET2)[.[:space:]]/ { cmp_at[++ncmp] = line }
   /[[:space:]]ACQBULK[[:space:];]/ { waited = 1 }
   /[[:space:]](LDG|STG|ATOMG|ATOM|RED|CCTL)[.[:space:]]/ {
     if (!accessed) waited_first = waited
     accessed = 1
   }
-  /LDG\.E\.128/ { n++ }
+  /LDG\.E\.128/ { load_at[++n] = line }
   END { flush() }' "$sass")
 if [[ -z $summary ]]; then
   echo "FAIL: no kernels in $sass" >&2
@@ -74,7 +94,7 @@ if [[ -z $summary ]]; then
 fi
 fail=0
 kernels=0
-while read -r fn loads waits_first; do
+while read -r fn loads waits_first interleaved; do
   kernels=$((kernels + 1))
   if [[ $waits_first != yes ]]; then
     echo "FAIL: $fn touches global memory before its griddepcontrol.wait (ACQBULK)" >&2
@@ -86,6 +106,11 @@ while read -r fn loads waits_first; do
     echo "FAIL: $fn has no LDG.E.128 (16-byte loads were split or lost)" >&2
     fail=1
   fi
+  if [[ $interleaved -ne 0 ]]; then
+    echo "FAIL: $fn compares values between the 16-byte loads of one iteration" \
+      "($interleaved comparisons): the loads are no longer in flight together" >&2
+    fail=1
+  fi
 done <<< "$summary"
 total=$(grep -c 'LDG\.E\.128' "$sass" || true)
 if [[ $total -eq 0 ]]; then
@@ -94,4 +119,5 @@ if [[ $total -eq 0 ]]; then
 fi
 [[ $fail -eq 0 ]] || exit 1
 
-echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; LDG.E.128 loads: $total), $sass"
+echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; LDG.E.128 loads: $total," \
+  "each iteration's issued together), $sass"
