@@ -572,13 +572,14 @@ def test_split_row_batch_sizes_at_151936(batch, dtype):
 
 @pytest.mark.parametrize("offset", [1, 2, 3])
 def test_split_row_whose_last_split_reads_nothing(offset):
-    """A row that starts off a 16-byte boundary has one whole vector fewer
-    than its length suggests, and its elements before the boundary are read
-    by the first split. An fp32 row of 263172 at batch 1 is split into 257
-    shares of 257 vectors (on any GPU that holds more than 514 blocks of 256
-    threads at once), so the last share of such a row is empty. Its block must still
-    report to the row's combine, or the combine would wait for it forever.
-    The maximum sits in the last whole vector, read by the share before."""
+    """A row that starts off a 128-byte boundary has fewer whole aligned
+    vectors than its length suggests; its elements before the boundary are
+    read one at a time by the first split. An fp32 row of 263172 at batch 1
+    is split into 257 shares of 257 vectors (on any GPU that holds more than
+    514 blocks of 256 threads at once), so the last share of such a row is
+    empty. Its block must still report to the row's combine, or the combine
+    would wait for it forever. The maximum sits in the last whole vector,
+    read by the share before."""
     vocab = 263172
     storage = torch.randn(vocab + offset, device=DEVICE)
     logits = storage[offset:].view(1, vocab)
@@ -586,6 +587,45 @@ def test_split_row_whose_last_split_reads_nothing(offset):
     for out_dtype in INDEX_DTYPES:
         assert_argmax_result(run_greedy(logits, out_dtype), logits)
         assert run_greedy(logits, out_dtype).item() == vocab - 3
+
+
+@pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
+@pytest.mark.parametrize("batch, vocab", [(1, 40000), (3, 40000), (300, 4001), (2000, 4097)], ids=str)
+def test_rows_starting_anywhere_in_a_cache_line(batch, vocab, dtype):
+    """The kernel reads a row's elements before its first 128-byte boundary
+    one at a time and the rest as line-aligned vectors. Rows start at every
+    element offset within a line (consecutive rows one element further on),
+    with the maximum tied at positions on both sides of the boundary, or a
+    NaN just before or after it, so a head read twice, skipped or visited out
+    of order changes the answer. Split rows, whole rows and rows sharing a
+    block."""
+    line = 128 // torch.tensor([], dtype=dtype).element_size()
+    stride = vocab + 1
+    gen = torch.Generator().manual_seed(batch * 7 + vocab)
+    # A batch of at least `line` rows covers every offset in one tensor.
+    for start in range(line if batch < line else 1):
+        storage = torch.randn(start + batch * stride, generator=gen).to(dtype)
+        logits = storage[start:].view(batch, stride)[:, :vocab]
+        for r in range(batch):
+            head = (line - (start + r * stride) % line) % line  # elements before the boundary
+            case = (start + r) % 4
+            if case == 0:  # ties straddling the boundary: the first must win
+                for i in (max(head - 1, 0), head, head + 1, vocab - 1):
+                    logits[r, i] = 100.0
+            elif case == 1:  # the first of two ties inside the head
+                logits[r, head // 2] = 100.0
+                logits[r, max(head - 1, 0)] = 100.0
+            elif case == 2:  # a NaN just before the boundary, a larger value after
+                logits[r, max(head - 1, 0)] = float("nan")
+                logits[r, head + 3] = 1e4
+            else:  # a NaN just after it, an infinity in the head
+                logits[r, head] = float("nan")
+                logits[r, max(head - 2, 0)] = float("inf")
+        cuda_logits = torch.empty(start + batch * stride, dtype=dtype, device=DEVICE)
+        cuda_logits.copy_(storage)
+        on_device = cuda_logits[start:].view(batch, stride)[:, :vocab]
+        for out_dtype in INDEX_DTYPES:
+            assert_argmax_result(run_greedy(on_device, out_dtype), on_device)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -32,10 +32,11 @@ static_assert(kStandardBlockThreads % kShortRowThreads == 0 && kShortRowThreads 
 namespace {
 
 // Replays the contiguous kernel's split of one row (contiguous_item_key) for
-// a row starting `head` elements before a 16-byte boundary, in the kernel's
-// own 32-bit arithmetic, and counts how often each element is read.
+// a row starting `head` elements before a 128-byte boundary, read by
+// `threads` threads an item, in the kernel's own 32-bit arithmetic, and counts
+// how often each element is read.
 bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_t head,
-                                const LaunchPlan& plan) {
+                                int threads, const LaunchPlan& plan) {
   std::vector<uint8_t> reads(vocab, 0);
   const uint32_t kElems = static_cast<uint32_t>(elements_per_vector);
   head = head < vocab ? head : vocab;
@@ -49,9 +50,9 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
       for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
     }
     if (split == 0) {
-      for (uint32_t tid = 0; tid < kElems; ++tid) {
-        if (tid < head) ++reads[tid];
-        if (body_end + tid < vocab) ++reads[body_end + tid];
+      for (uint32_t tid = 0; tid < static_cast<uint32_t>(threads); ++tid) {
+        for (uint32_t i = tid; i < head; i += threads) ++reads[i];
+        if (tid < kElems && body_end + tid < vocab) ++reads[body_end + tid];
       }
     }
   }
@@ -98,9 +99,10 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   // Every unit of the row belongs to some item.
   CHECK(splits * per >= units, CTX " do not cover %llu units", ARGS,
         static_cast<unsigned long long>(units));
-  // No item starts past the data (an aligned row): no block is launched for
-  // nothing. A misaligned contiguous row has one vector fewer, so its last
-  // item may come out empty, which the kernel handles (kEmptyKey).
+  // No item starts past the data (a row starting on a 128-byte boundary): no
+  // block is launched for nothing. Another contiguous row has up to 8 whole
+  // vectors fewer (its elements before the boundary are read one at a time),
+  // so its last item may come out empty, which the kernel handles (kEmptyKey).
   CHECK(units == 0 ? splits == 1 : (splits - 1) * per < units, CTX " leave an empty item", ARGS);
   // Splitting needs a workspace slot per row, and the workspace has
   // max_split_rows(resident) of them.
@@ -130,9 +132,10 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   if (vocab <= 20000 && (batch % 7 == 1 || batch < 64)) {
     ++g_replayed;
     if (contiguous) {
-      for (uint32_t head = 0; head < static_cast<uint32_t>(epv); ++head) {
-        CHECK(contiguous_reads_each_once(vocab, epv, head, p), CTX " head=%u: not every element read once",
-              ARGS, head);
+      // Every start within a 128-byte line: 128 / (16 / epv) elements.
+      for (uint32_t head = 0; head < static_cast<uint32_t>(8 * epv); ++head) {
+        CHECK(contiguous_reads_each_once(vocab, epv, head, threads, p),
+              CTX " head=%u: not every element read once", ARGS, head);
       }
     } else {
       CHECK(strided_reads_each_once(vocab, threads, p), CTX ": not every element read once", ARGS);
