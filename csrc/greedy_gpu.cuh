@@ -230,7 +230,7 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   static_assert(2 * kThreads * sizeof(T) >= 128, "the head takes at most two elements a thread");
   // Elements before the first 128-byte boundary, read one at a time, so that
   // the vectors start on a cache line and each warp's loads cover whole lines
-  // (rows starting mid-line took 3-4.5% longer at batch 256-4096 on an H100;
+  // (rows starting mid-line took 3-5% longer at batch 256-4096 on an H100;
   // see docs/PERFORMANCE.md). Rows are element-aligned.
   const uint32_t misalignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) & 127u);
   uint32_t head = ((128u - misalignment) & 127u) / sizeof(T);
