@@ -80,7 +80,7 @@ KernelFacts kernel_facts(int device) {
 // while the previous kernel on the stream finishes (the kernel waits for it
 // before touching memory, see wait_for_previous_grid()).
 template <class Kernel>
-void launch_kernel(Kernel kernel, unsigned int blocks, int threads, cudaStream_t stream,
+void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
                    bool early_start, const gpu::Params& p) {
 #if !defined(USE_ROCM)
   if (early_start) {
@@ -88,7 +88,7 @@ void launch_kernel(Kernel kernel, unsigned int blocks, int threads, cudaStream_t
     attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attributes[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(blocks);
+    config.gridDim = grid;
     config.blockDim = dim3(threads);
     config.dynamicSmemBytes = 0;
     config.stream = stream;
@@ -98,7 +98,7 @@ void launch_kernel(Kernel kernel, unsigned int blocks, int threads, cudaStream_t
     return;
   }
 #endif
-  kernel<<<blocks, threads, 0, stream>>>(p);
+  kernel<<<grid, threads, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -131,12 +131,17 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
   p.units_per_split = plan.units_per_split;
   p.rows = batch;
   if (plan.splits > 1) {
+    TORCH_INTERNAL_ASSERT(batch < gpu::max_split_rows(resident),
+                          "greedy_sample: split more rows than the workspace holds");
     const gpu::Workspace ws = gpu::workspace_for(device, stream, gpu::max_split_rows(resident));
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }
-  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>,
-                static_cast<unsigned int>(items), kThreads, stream, facts.early_start, p);
+  // Split rows: one row of the grid per row of the batch (see read_item()).
+  const dim3 grid = plan.splits > 1 ? dim3(plan.splits, static_cast<unsigned int>(batch))
+                                    : dim3(static_cast<unsigned int>(items));
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>, grid,
+                kThreads, stream, facts.early_start, p);
 }
 
 template <class T, class IndexT, bool kContiguous>

@@ -5,10 +5,11 @@
 // tests/gpu_compile compiles it for AMD targets without torch.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
-//   * The grid is a 1-D list of items, `splits` consecutive items per row, so
-//     that more rows than any grid dimension limit are fine and a short batch
-//     still fills the GPU. Short rows at large batch go the other way: each
-//     block reads several whole rows, kRowThreads threads to a row.
+//   * A block reads one item: a whole row, or one of `splits` consecutive
+//     parts of it, so that a short batch still fills the GPU. Unsplit rows are
+//     a 1-D grid, which holds any batch; split rows (only short batches are
+//     split) a (splits, rows) grid. Short rows at large batch go the other
+//     way: each block reads several whole rows, kRowThreads threads to a row.
 //   * Each thread keeps kUnroll running maxima in the float domain (cheap to
 //     update per element); keys are built only once per thread, when reducing.
 //   * A block reduces its threads' keys; with one item per row that block
@@ -362,9 +363,12 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 // last of the row's blocks to finish combines with the others.
 template <int kThreads, class T, class OutT, bool kContiguous>
 __device__ __forceinline__ void read_item(const Params& p) {
-  const uint32_t item = blockIdx.x;
-  const uint32_t row = item / p.splits;
-  const uint32_t split = item - row * p.splits;
+  // Split rows are launched as a (splits, rows) grid, which needs no division
+  // to find an item's row (the plan splits fewer rows than the y dimension
+  // allows); unsplit rows as a 1-D grid, whose x dimension holds any batch.
+  const bool split_rows = p.splits > 1;
+  const uint32_t row = split_rows ? blockIdx.y : blockIdx.x;
+  const uint32_t split = split_rows ? blockIdx.x : 0u;
   // 64-bit: rows * row_stride passes 2^31 in real serving.
   const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
 
@@ -374,7 +378,7 @@ __device__ __forceinline__ void read_item(const Params& p) {
   if (threadIdx.x != 0) return;
 
   OutT* out = static_cast<OutT*>(p.out);
-  if (p.splits == 1) {
+  if (!split_rows) {
     out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(k));
     return;
   }

@@ -47,10 +47,15 @@ inline int64_t split_target_blocks(int64_t resident_blocks) {
   return resident_blocks / 2 > 1 ? resident_blocks / 2 : 1;
 }
 
+// Split rows are launched as a (splits, rows) grid, whose y dimension holds at
+// most this many rows.
+constexpr int64_t kMaxGridRows = 65535;
+
 // Rows that can be split across blocks: sizes the per-row workspace. Batches
 // at least this large get one block per row and use no workspace.
 inline int64_t max_split_rows(int64_t resident_blocks) {
-  return split_target_blocks(resident_blocks);
+  const int64_t rows = split_target_blocks(resident_blocks);
+  return rows < kMaxGridRows ? rows : kMaxGridRows;
 }
 
 // Block sizes the kernel is built for, and which one a batch gets.

@@ -109,6 +109,12 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   CHECK(splits == 1 || batch < max_split_rows(resident), CTX " split a batch the workspace can't hold",
         ARGS);
   if (batch >= max_split_rows(resident)) CHECK(splits == 1, CTX, ARGS);
+  // Split rows are launched as a (splits, rows) grid: the rows must fit its y
+  // dimension, the splits its x dimension.
+  if (splits > 1) {
+    CHECK(batch <= safe_greedy::gpu::kMaxGridRows, CTX " split more rows than a grid's y holds", ARGS);
+    CHECK(splits <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), CTX, ARGS);
+  }
   // The launcher refuses grids past int32; the plan must never be the reason.
   const uint64_t items = static_cast<uint64_t>(batch) * splits;
   CHECK(items <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()),
@@ -148,7 +154,8 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
 }  // namespace
 
 int main() {
-  const int64_t residents[] = {100, 1056, 2000};
+  // The last: a GPU that would hold more split rows than a grid's y dimension.
+  const int64_t residents[] = {100, 1056, 2000, 8 * safe_greedy::gpu::kMaxGridRows};
   std::vector<int64_t> batches = {1,    2,    3,    4,    7,    8,     15,    16,    31,   32,
                                   63,   64,   100,  127,  128,  255,   256,   399,   400,  401,
                                   1000, 1024, 1055, 1056, 2048, 4095,  4096,  4224,  7999, 8000,
