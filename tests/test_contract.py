@@ -28,6 +28,7 @@ from conftest import (
     SPECIAL_NAMES,
     assert_argmax_result,
     assert_only_out_written,
+    from_bits,
     make_rows,
     place,
     scaled_examples,
@@ -235,6 +236,57 @@ def test_every_16bit_nan_pattern_beats_inf_and_loses_to_an_earlier_nan(device, d
     out = torch.full((n,), SENTINEL, dtype=torch.int32, device=device)
     safe_greedy.greedy_sample(out, logits)
     assert_argmax_result(out, logits)
+
+
+def _two_candidates_in_one_vector(kind, dtype, vocab, first):
+    """Rows of `vocab` elements, one for each ordered pair (i, j) of positions
+    of the 16-byte vector that starts at element `first`: the row's winner is
+    decided between those two positions (or one, where i == j)."""
+    per_vector = 128 // torch.finfo(dtype).bits
+    i, j = torch.meshgrid(torch.arange(per_vector), torch.arange(per_vector), indexing="ij")
+    i, j = first + i.flatten(), first + j.flatten()
+    n = i.numel()
+    rows = torch.arange(n)
+    gen = torch.Generator().manual_seed(per_vector + vocab)
+    if kind == "nans":  # NaNs of different payloads and signs: the first wins
+        x = torch.randn(n, vocab, generator=gen).to(dtype)
+        x[rows, j] = from_bits([0xFFC00003 if dtype == torch.float32 else 0xFE01] * n, dtype)
+        x[rows, i] = from_bits([0x7FC00001 if dtype == torch.float32 else 0x7E03] * n, dtype)
+        return x
+    x = -(torch.rand(n, vocab, generator=gen) + 1).to(dtype)  # all in [-2, -1)
+    if kind == "ties":  # equal maxima: the lower index wins
+        x[rows, i] = 2.0
+        x[rows, j] = 2.0
+    elif kind == "signed_zeros":  # -0.0 ties +0.0
+        x[rows, j] = 0.0
+        x[rows, i] = -0.0
+    elif kind == "nan_after_inf":  # a NaN anywhere beats +inf
+        x[rows, i] = float("inf")
+        x[rows, j] = float("nan")
+    return x
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
+@pytest.mark.parametrize("kind", ["ties", "signed_zeros", "nans", "nan_after_inf"])
+@pytest.mark.parametrize("vocab", [64, 32768])
+def test_two_candidates_at_every_pair_of_positions_in_a_vector(device, dtype, kind, vocab):
+    """The GPU kernel finds each 16-byte vector's best element by comparing
+    its elements pairwise, not in index order. Every ordered pair of
+    positions in one vector holds the two candidates for the row's answer.
+    Rows are whole 128-byte lines, so the vector is one the kernel loads as a
+    vector; short rows are read whole, long ones (a few per call) in
+    several parts, with the vector in the middle."""
+    per_line = 128 * 8 // torch.finfo(dtype).bits
+    vocab = vocab // per_line * per_line
+    first = vocab // 2 + 128 // torch.finfo(dtype).bits
+    logits = _two_candidates_in_one_vector(kind, dtype, vocab, first).to(device)
+    rows_per_call = 8 if vocab > 4096 else logits.shape[0]
+    for start in range(0, logits.shape[0], rows_per_call):
+        chunk = logits[start : start + rows_per_call]
+        out = torch.full((chunk.shape[0],), SENTINEL, dtype=torch.int64, device=device)
+        safe_greedy.greedy_sample(out, chunk)
+        assert_argmax_result(out, chunk)
 
 
 # ---------------------------------------------------------------------------
