@@ -215,8 +215,8 @@ struct RunningMax {
 // the dependent chain is then log2(kElements) + 1 comparisons long instead of
 // kElements, in no more instructions (fewer for sm_90): that chain is on the
 // latency path of the block whose loads return last. Against visiting the
-// elements in order (H100, side by side): fp32 took 0-1.1% less time at batch
-// 1-128; bf16 from 1.4% less to 0.9% more, and up to 0.7% more at batch
+// elements in order (H100, side by side): fp32 from 1.1% less time to 0.2%
+// more; bf16 from 1.4% less to 0.9% more, at most 0.7% more at batch
 // 1024-4096 (see docs/PERFORMANCE.md).
 template <class T>
 __device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loaded, uint32_t first) {
