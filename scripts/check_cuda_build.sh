@@ -57,8 +57,9 @@ PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
 # One line per kernel: its mangled name, how many 16-byte global loads it has,
 # and whether its first global memory access (load, store, atomic, reduction
 # or prefetch) comes after the grid-dependency wait. nvcc 13 writes 16-byte
-# loads as LDG.E.128 on sm_90 (LDG.E.128.CONSTANT and the like where the
-# compiler proves the data read-only); both count.
+# loads as LDG.E.128 on sm_90, with the load's cache qualifiers between E and
+# 128 (LDG.E.NA.LTC256B.128.CONSTANT for the kernels' non-coherent loads with
+# no L1 allocation and the 256-byte L2 hint); all count.
 #
 # A fourth field counts the floating-point comparisons that sit between the
 # 16-byte loads of one iteration. The contiguous kernels have two runs of
@@ -86,7 +87,7 @@ summary=$(awk '
     if (!accessed) waited_first = waited
     accessed = 1
   }
-  /LDG\.E\.128/ { load_at[++n] = line }
+  /LDG\.E(\.[A-Z0-9]+)*\.128/ { load_at[++n] = line }
   END { flush() }' "$sass")
 if [[ -z $summary ]]; then
   echo "FAIL: no kernels in $sass" >&2
@@ -103,7 +104,7 @@ while read -r fn loads waits_first interleaved; do
   # kContiguous=true instantiations (template argument `Lb1E`) are the
   # vectorised path: each must use 16-byte loads.
   if [[ $fn == *Lb1E* && $loads -eq 0 ]]; then
-    echo "FAIL: $fn has no LDG.E.128 (16-byte loads were split or lost)" >&2
+    echo "FAIL: $fn has no 16-byte load (LDG.E...128): they were split or lost" >&2
     fail=1
   fi
   if [[ $interleaved -ne 0 ]]; then
@@ -112,12 +113,12 @@ while read -r fn loads waits_first interleaved; do
     fail=1
   fi
 done <<< "$summary"
-total=$(grep -c 'LDG\.E\.128' "$sass" || true)
+total=$(grep -cE 'LDG\.E(\.[A-Z0-9]+)*\.128' "$sass" || true)
 if [[ $total -eq 0 ]]; then
-  echo "FAIL: no LDG.E.128 anywhere in $sass" >&2
+  echo "FAIL: no 16-byte load (LDG.E...128) anywhere in $sass" >&2
   fail=1
 fi
 [[ $fail -eq 0 ]] || exit 1
 
-echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; LDG.E.128 loads: $total," \
+echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; 16-byte loads: $total," \
   "each iteration's issued together), $sass"
