@@ -3,7 +3,7 @@
 #   make install     build the extension in place (CUDA/ROCm build when torch and a toolkit allow)
 #   make test        the Python test suite
 #   make cpp-test    the torch-free C++ tests, through CMake and ctest
-#   make check-cuda  compile the GPU kernels for sm_90 with nvcc and check the SASS
+#   make check-cuda  compile the GPU kernels for sm_90 with nvcc and check the SASS (and for sm_75, sm_80)
 #   make check-hip   compile the GPU kernels for MI200/MI300 and RDNA3 with clang and check the assembly
 #   make check       all of the above but install
 

@@ -3,7 +3,10 @@
 # GPU, and check the SASS for the 16-byte loads the kernels depend on (each
 # iteration's issued together), and for the wait on the previous grid (ACQBULK,
 # from griddepcontrol.wait) ahead of every global memory access: the launcher
-# lets these kernels start early.
+# lets these kernels start early. It also compiles the source for sm_75 and
+# sm_80 (no SASS checks): a build for a GPU present takes that GPU's
+# architecture, so instructions newer than sm_75 (the oldest target nvcc 13
+# supports) must stay behind architecture guards.
 #   usage: scripts/check_cuda_build.sh SOURCE.cu [OUTDIR]
 # NVCC (default: nvcc on PATH) and PYTHON (default: python3) may be overridden.
 set -euo pipefail
@@ -20,6 +23,9 @@ nvcc=${NVCC:-nvcc}
 python=${PYTHON:-python3}
 mkdir -p "$out"
 
+for arch in sm_75 sm_80; do
+  "$nvcc" -arch=$arch -O3 -std=c++17 -I"$repo/csrc" -c "$src" -o "$out/$name.$arch.o"
+done
 obj=$out/$name.sm_90.o
 "$nvcc" -arch=sm_90 -O3 -std=c++17 -I"$repo/csrc" -c "$src" -o "$obj"
 
@@ -121,4 +127,4 @@ fi
 [[ $fail -eq 0 ]] || exit 1
 
 echo "OK: $obj ($kernels kernels, each waiting for the previous grid first; 16-byte loads: $total," \
-  "each iteration's issued together), $sass"
+  "each iteration's issued together), $sass; also built for sm_75 and sm_80"
