@@ -19,10 +19,10 @@
 //     a per-row slot and bumps a per-row counter; the last block to arrive
 //     writes the answer and returns slot and counter to zero, so the workspace
 //     never needs a memset between calls.
-//   * Loads are 16 bytes wide (load_vector()) and start on a 128-byte line. The head of a row
-//     before its first 128-byte boundary and the tail after the last whole
-//     vector are read one element at a time, selected by index, so no lane
-//     past the row ever takes part.
+//   * Loads are 16 bytes wide (load_vector()) and start on a 128-byte line.
+//     The head of a row before its first 128-byte boundary and the tail after
+//     the last whole vector are read one element at a time, selected by
+//     index, so no lane past the row ever takes part.
 #pragma once
 
 #include <stdint.h>
