@@ -73,7 +73,10 @@ PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
 # kUnroll loads meant to be in flight together; a comparison among them means
 # the compiler waits for one load before issuing the next (ptxas does this to
 # fit a loop into fewer registers), which costs a memory round trip per load.
-summary=$(awk '
+# A 16-byte global load, whatever its cache qualifiers (brackets, not
+# backslashes: awk -v would take \. as an escape).
+load_re='LDG[.]E([.][A-Z0-9]+)*[.]128'
+summary=$(awk -v load_re="$load_re" '
   function flush() {
     if (fn == "") return
     interleaved = 0
@@ -93,7 +96,7 @@ summary=$(awk '
     if (!accessed) waited_first = waited
     accessed = 1
   }
-  /LDG\.E(\.[A-Z0-9]+)*\.128/ { load_at[++n] = line }
+  $0 ~ load_re { load_at[++n] = line }
   END { flush() }' "$sass")
 if [[ -z $summary ]]; then
   echo "FAIL: no kernels in $sass" >&2
@@ -119,7 +122,7 @@ while read -r fn loads waits_first interleaved; do
     fail=1
   fi
 done <<< "$summary"
-total=$(grep -cE 'LDG\.E(\.[A-Z0-9]+)*\.128' "$sass" || true)
+total=$(grep -cE "$load_re" "$sass" || true)
 if [[ $total -eq 0 ]]; then
   echo "FAIL: no 16-byte load (LDG.E...128) anywhere in $sass" >&2
   fail=1

@@ -242,7 +242,7 @@ def _two_candidates_in_one_vector(kind, dtype, vocab, first):
     """Rows of `vocab` elements, one for each ordered pair (i, j) of positions
     of the 16-byte vector that starts at element `first`: the row's winner is
     decided between those two positions (or one, where i == j)."""
-    per_vector = 128 // torch.finfo(dtype).bits
+    per_vector = 16 // dtype.itemsize
     i, j = torch.meshgrid(torch.arange(per_vector), torch.arange(per_vector), indexing="ij")
     i, j = first + i.flatten(), first + j.flatten()
     n = i.numel()
@@ -277,9 +277,8 @@ def test_two_candidates_at_every_pair_of_positions_in_a_vector(device, dtype, ki
     Rows are whole 128-byte lines, so the vector is one the kernel loads as a
     vector; short rows are read whole, long ones (a few per call) in
     several parts, with the vector in the middle."""
-    per_line = 128 * 8 // torch.finfo(dtype).bits
-    vocab = vocab // per_line * per_line
-    first = vocab // 2 + 128 // torch.finfo(dtype).bits
+    assert vocab * dtype.itemsize % 128 == 0, "each row must be whole 128-byte lines"
+    first = vocab // 2 + 16 // dtype.itemsize  # the second vector of the row's second half
     logits = _two_candidates_in_one_vector(kind, dtype, vocab, first).to(device)
     rows_per_call = 8 if vocab > 4096 else logits.shape[0]
     for start in range(0, logits.shape[0], rows_per_call):
