@@ -183,19 +183,17 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 #endif
 }
 
-// One 16-byte vector of logits. On CUDA through the non-coherent path
-// (ld.global.nc: the kernel never writes the logits, and it loads them only
-// after wait_for_previous_grid(), which makes the previous grid's writes
-// visible), without allocating in L1 (each vector is read once), and with the
-// 256-byte L2 fetch hint. Against a plain load on an H100 (side by side):
-// 0.04-0.13 us less at batch 1 (1.5-4.9%), from 3.8% less to 1.4% more at
-// batch 4-256, the same at batch 4096; the L2 hint alone changed nothing.
-// The L2 hint needs sm_80: older targets (sm_75) and HIP get a plain load.
+// One 16-byte vector of logits. On CUDA without allocating in L1, as each
+// vector is read once. Side by side on an H100 this took 0.04-0.13 us off
+// batch 1 against a plain load and changed little elsewhere; the
+// non-coherent path (ld.global.nc) and the 256-byte L2 fetch hint gained
+// nothing beside it, so the load stays coherent. The qualifier needs sm_70;
+// HIP gets a plain load.
 __device__ __forceinline__ uint4 load_vector(const uint4* p) {
-#if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   uint4 v;
   // volatile: kept after the wait for the previous grid, whose asm is volatile too.
-  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+  asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;

@@ -64,8 +64,8 @@ PATH=$tools:$PATH "$tools/cuobjdump" -sass "$obj" > "$sass"
 # and whether its first global memory access (load, store, atomic, reduction
 # or prefetch) comes after the grid-dependency wait. nvcc 13 writes 16-byte
 # loads as LDG.E.128 on sm_90, with the load's cache qualifiers between E and
-# 128 (LDG.E.NA.LTC256B.128.CONSTANT for the kernels' non-coherent loads with
-# no L1 allocation and the 256-byte L2 hint); all count.
+# 128 (LDG.E.NA.128 for the kernels' loads that do not allocate in L1); all
+# count.
 #
 # A fourth field counts the floating-point comparisons that sit between the
 # 16-byte loads of one iteration. The contiguous kernels have two runs of
