@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
 
+#include <stdint.h>
+
 #include <string>
 
 #include "greedy_key.h"
@@ -27,6 +29,39 @@ inline std::string shape_text(at::IntArrayRef sizes) {
     text += std::to_string(sizes[i]);
   }
   return text + "]";
+}
+
+// The bytes a tensor's elements span, from its lowest address to one past its
+// highest (torch strides are never negative); empty for a tensor of no
+// elements.
+struct ByteSpan {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;
+  bool empty() const { return begin == end; }
+};
+
+inline ByteSpan byte_span(const at::Tensor& t) {
+  if (t.numel() == 0) return {};
+  int64_t last = 0;  // the last element's offset from the first, in elements
+  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+  const auto begin = reinterpret_cast<uintptr_t>(t.const_data_ptr());
+  return {begin, begin + static_cast<uintptr_t>((last + 1) * t.element_size())};
+}
+
+// out is refused when the bytes it spans meet the bytes logits spans.
+// at::assert_no_overlap would decide only for two dense tensors and let any
+// other pair through (a strided out inside a padded logits buffer); refusing
+// by span also refuses an out interleaved with logits in elements logits
+// never reads, a layout no caller needs.
+inline void check_out_apart_from_logits(const at::Tensor& out, const at::Tensor& logits) {
+  const ByteSpan o = byte_span(out);
+  const ByteSpan l = byte_span(logits);
+  const bool apart = o.empty() || l.empty() || o.end <= l.begin || l.end <= o.begin;
+  TORCH_CHECK(apart, "greedy_sample: out must not share memory with logits, got out at bytes ",
+              number_text(static_cast<int64_t>(o.begin - l.begin)), " to ",
+              number_text(static_cast<int64_t>(o.end - l.begin)),
+              " of the logits' span of ", number_text(static_cast<int64_t>(l.end - l.begin)),
+              " bytes");
 }
 
 inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& logits) {
@@ -56,7 +91,7 @@ inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& lo
   TORCH_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes,
               "greedy_sample: out has overlapping entries (stride ", number_text(out.stride(0)),
               "); every row needs its own slot");
-  at::assert_no_overlap(out, logits);
+  check_out_apart_from_logits(out, logits);
 }
 
 }  // namespace safe_greedy

@@ -9,6 +9,8 @@ import re
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import safe_greedy
 from conftest import DEVICE_PARAMS, HAS_CUDA, SENTINEL, assert_argmax_result, requires_cuda
@@ -163,6 +165,9 @@ def test_out_with_overlapping_entries_is_rejected(device, greedy_sample):
     )
 
 
+SHARED_MEMORY = r"out must not share memory with logits"
+
+
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_out_sharing_memory_with_logits_is_rejected(device, greedy_sample):
     # out aliases the first elements of logits (an int32 view of the same
@@ -170,7 +175,64 @@ def test_out_sharing_memory_with_logits_is_rejected(device, greedy_sample):
     storage = torch.zeros(4 * 9, dtype=torch.int32, device=device)
     logits = storage.view(torch.float32).view(4, 9)
     out = storage[:4]
-    assert_raises_untouched(lambda: greedy_sample(out, logits), storage, RuntimeError, r"overlap|same memory|memory location")
+    assert_raises_untouched(lambda: greedy_sample(out, logits), storage, RuntimeError, SHARED_MEMORY)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_strided_out_inside_logits_is_rejected(device, greedy_sample):
+    # Neither tensor dense, so torch's own overlap test cannot decide: out is a
+    # column of the logits' buffer (every row's first element).
+    buffer = torch.full((5, 8), -1.0, device=device)
+    logits = buffer[:4]
+    out = buffer.view(torch.int32)[1:, 0]
+    assert_raises_untouched(lambda: greedy_sample(out, logits), buffer, RuntimeError, SHARED_MEMORY)
+    # out in the padding of a padded logits buffer: logits never reads those
+    # elements, but they lie between rows it does read.
+    padded = torch.randn(4, 16, device=device)
+    logits = padded[:, :8]
+    out = padded.view(torch.int32)[0, 8:12]
+    assert_raises_untouched(lambda: greedy_sample(out, logits), padded, RuntimeError, SHARED_MEMORY)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_out_beside_logits_in_one_buffer_is_fine(device, greedy_sample):
+    # One arena holding logits and, after them, a strided out.
+    arena = torch.zeros(4 * 8 + 8, device=device)
+    logits = arena[:32].view(4, 8)
+    logits.copy_(torch.randn(4, 8, device=device))
+    out = arena[32:].view(torch.int32)[::2]
+    greedy_sample(out, logits)
+    assert_argmax_result(out, logits)
+
+
+@given(
+    batch=st.integers(1, 5),
+    vocab=st.integers(1, 9),
+    row_pad=st.integers(0, 4),
+    out_offset=st.integers(0, 80),
+    out_stride=st.integers(1, 7),
+    seed=st.integers(0, 2**16),
+)
+def test_out_anywhere_in_the_logits_buffer(batch, vocab, row_pad, out_offset, out_stride, seed):
+    # Any placement of an int32 out in the buffer that holds float32 logits:
+    # refused, untouched, exactly when the two spans meet; otherwise the
+    # answer of torch.argmax on the logits as they were.
+    row_stride = vocab + row_pad
+    logits_elements = (batch - 1) * row_stride + vocab
+    out_elements = (batch - 1) * out_stride + 1
+    buffer = torch.zeros(max(logits_elements, out_offset + out_elements) + 1)
+    gen = torch.Generator().manual_seed(seed)
+    buffer.copy_(torch.randn(buffer.shape, generator=gen))
+    logits = buffer.as_strided((batch, vocab), (row_stride, 1))
+    out = buffer.view(torch.int32).as_strided((batch,), (out_stride,), out_offset)
+    expected = torch.argmax(logits.clone(), -1)
+    if out_offset < logits_elements:  # out starts inside the logits' span
+        assert_raises_untouched(
+            lambda: safe_greedy.greedy_sample(out, logits), buffer, RuntimeError, SHARED_MEMORY
+        )
+    else:
+        safe_greedy.greedy_sample(out, logits)
+        assert torch.equal(out.long(), expected)
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
