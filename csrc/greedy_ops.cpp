@@ -1,11 +1,33 @@
-// The operator's schema, its CPU kernel, and the Python module that loads it.
+// The operator's schema, its CPU kernel, its in-place bookkeeping, and the
+// Python module that loads it.
 //
 // The CUDA kernel registers itself in greedy_cuda.cu (CUDA and ROCm builds);
 // the fake kernel for tracing lives in python/safe_greedy/ops.py.
 #include <Python.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
 #include "greedy_ops.h"
+
+namespace {
+
+// What torch's generated kernels do for its own in-place ops: count the write
+// in out's version counter, so that autograd refuses a backward that saved
+// out before this call, and torch refuses to write an inference tensor
+// outside inference mode. Counted before the kernel runs, so that the refusal
+// leaves out untouched; a call whose arguments are then refused has counted
+// a write it did not make, which can only make autograd stricter.
+void greedy_sample_count_write(c10::DispatchKeySet keys, at::Tensor& out, const at::Tensor& logits) {
+  torch::autograd::impl::bump_version(out);
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("safe_greedy::greedy_sample", "")
+                             .typed<void(at::Tensor&, const at::Tensor&)>();
+  at::AutoDispatchBelowADInplaceOrView below;
+  op.redispatch(keys & c10::after_ADInplaceOrView_keyset, out, logits);
+}
+
+}  // namespace
 
 extern "C" {
 // Importing safe_greedy._C runs the static registrations below; the module
@@ -22,4 +44,8 @@ TORCH_LIBRARY(safe_greedy, m) {
 
 TORCH_LIBRARY_IMPL(safe_greedy, CPU, m) {
   m.impl("greedy_sample", &safe_greedy::greedy_sample_cpu);
+}
+
+TORCH_LIBRARY_IMPL(safe_greedy, ADInplaceOrView, m) {
+  m.impl("greedy_sample", TORCH_FN(greedy_sample_count_write));
 }

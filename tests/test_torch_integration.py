@@ -70,6 +70,98 @@ def test_fake_kernel_checks_shapes_without_data():
             OP(torch.empty(4, dtype=torch.int64), torch.empty(4, 10, 2))
 
 
+# Arguments the kernels refuse without reading any data: (out, logits) as
+# (shape, dtype) pairs.
+BAD_ARGUMENTS = {
+    "logits_1d": (((4,), torch.int64), ((4,), torch.float32)),
+    "logits_3d": (((4,), torch.int64), ((4, 3, 2), torch.float32)),
+    "logits_float64": (((4,), torch.int64), ((4, 3), torch.float64)),
+    "logits_int32": (((4,), torch.int64), ((4, 3), torch.int32)),
+    "empty_vocab": (((4,), torch.int64), ((4, 0), torch.bfloat16)),
+    "out_2d": (((4, 1), torch.int64), ((4, 3), torch.float32)),
+    "out_too_short": (((3,), torch.int64), ((4, 3), torch.float16)),
+    "out_float32": (((4,), torch.float32), ((4, 3), torch.float32)),
+    "out_uint8": (((4,), torch.uint8), ((4, 3), torch.float32)),
+}
+
+
+def _refusal(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001  (the type is what is compared)
+        return type(error)
+    return None
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_fake_kernel_refuses_what_the_kernel_refuses(case):
+    # The same refusal, and the same exception type, from the CPU kernel, from
+    # meta tensors and under FakeTensorMode: tracing must not accept a call
+    # that would fail when run.
+    (out_shape, out_dtype), (logits_shape, logits_dtype) = BAD_ARGUMENTS[case]
+
+    def call(device):
+        return lambda: OP(
+            torch.empty(out_shape, dtype=out_dtype, device=device),
+            torch.empty(logits_shape, dtype=logits_dtype, device=device),
+        )
+
+    real = _refusal(call("cpu"))
+    assert real is not None, f"the CPU kernel accepted {case}"
+    assert _refusal(call("meta")) is real
+    with FakeTensorMode():
+        assert _refusal(call("cpu")) is real
+
+
+def test_meta_logits_with_a_cpu_out_are_refused():
+    # Mixed devices are refused by the fake kernel too (meta takes the call).
+    out = torch.full((2,), SENTINEL, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match=r"out must be on the logits' device \(meta\), got cpu"):
+        OP(out, torch.empty(2, 5, device="meta"))
+    assert out.tolist() == [SENTINEL, SENTINEL]
+
+
+# ---------------------------------------------------------------------------
+# out as an in-place write, for autograd and inference mode
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_writing_out_counts_in_its_version(device):
+    out = torch.zeros(3, dtype=torch.int64, device=device)
+    before = out._version
+    safe_greedy.greedy_sample(out, torch.randn(3, 5, device=device))
+    assert out._version > before
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_backward_refuses_an_index_overwritten_after_it_was_saved(device):
+    # gather saves its index for backward; overwriting the index in place must
+    # make backward raise, as it does for torch's own in-place ops, not
+    # silently route gradients by the new values.
+    x = torch.randn(5, device=device, requires_grad=True)
+    index = torch.tensor([3, 2], device=device)
+    y = x.gather(0, index).sum()
+    safe_greedy.greedy_sample(index, torch.randn(2, 5, device=device))
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation"):
+        y.backward()
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_inference_tensor_out(device):
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 0.0]], device=device)
+    with torch.inference_mode():
+        out = torch.full((2,), SENTINEL, dtype=torch.int64, device=device)
+        safe_greedy.greedy_sample(out, logits)  # written inside inference mode
+    assert out.tolist() == [1, 0]
+    # Outside inference mode torch refuses in-place writes to it; so does this
+    # op, before writing.
+    out_before = out.clone()
+    with pytest.raises(RuntimeError, match=r"[Ii]nference tensor"):
+        safe_greedy.greedy_sample(out, logits.flip(1))
+    assert torch.equal(out, out_before)
+
+
 # ---------------------------------------------------------------------------
 # torch.compile
 # ---------------------------------------------------------------------------

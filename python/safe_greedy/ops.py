@@ -36,12 +36,42 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
     return out.reshape(leading)
 
 
+_LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_OUT_DTYPES = (torch.int32, torch.int64)
+_MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/greedy_key.h
+
+
 @torch.library.register_fake("safe_greedy::greedy_sample")
 def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
-    # Shapes only: the real kernels check everything else before writing.
-    torch._check(logits.dim() == 2, lambda: f"greedy_sample: logits must be 2-D, got {logits.dim()}-D")
-    torch._check(out.dim() == 1, lambda: f"greedy_sample: out must be 1-D, got {out.dim()}-D")
+    # The checks of csrc/greedy_checks.h that need no data, in its order, so
+    # that meta and fake tensors (tracing, torch.compile) refuse what the
+    # kernels refuse, with the same exception types. The memory checks need
+    # real addresses and stay with the kernels.
+    torch._check(
+        logits.dim() == 2,
+        lambda: f"greedy_sample: logits must be 2-D [batch, vocab], got a {logits.dim()}-D tensor",
+    )
+    torch._check(
+        logits.dtype in _LOGITS_DTYPES,
+        lambda: f"greedy_sample: logits must be float32, float16 or bfloat16, got {logits.dtype}",
+    )
+    torch._check_index(
+        logits.shape[1] != 0,
+        lambda: f"greedy_sample: the vocab dimension of logits is empty (shape {list(logits.shape)})",
+    )
+    torch._check(
+        logits.shape[1] <= _MAX_VOCAB,
+        lambda: f"greedy_sample: vocab must be at most 2^31 - 1, got {logits.shape[1]}",
+    )
+    torch._check(out.dim() == 1, lambda: f"greedy_sample: out must be 1-D [batch], got a {out.dim()}-D tensor")
     torch._check(
         out.shape[0] == logits.shape[0],
-        lambda: f"greedy_sample: out has {out.shape[0]} entries for {logits.shape[0]} rows",
+        lambda: f"greedy_sample: out must have one entry per row of logits ({logits.shape[0]}), got {out.shape[0]}",
+    )
+    torch._check(
+        out.dtype in _OUT_DTYPES, lambda: f"greedy_sample: out must be int32 or int64, got {out.dtype}"
+    )
+    torch._check(
+        out.device == logits.device,
+        lambda: f"greedy_sample: out must be on the logits' device ({logits.device}), got {out.device}",
     )
