@@ -278,9 +278,14 @@ def test_empty_batch_is_a_no_op(device, greedy_sample, dtype, out_dtype):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_argmax_of_a_0d_tensor_raises(device):
-    with pytest.raises(ValueError, match=r"vocab dimension.*0-D"):
-        safe_greedy.argmax(torch.tensor(1.0, device=device))
+@pytest.mark.parametrize("value", [1.0, -float("inf"), float("nan"), -0.0], ids=str)
+def test_argmax_of_a_0d_tensor_is_0_like_torch(device, value):
+    x = torch.tensor(value, device=device)
+    result = safe_greedy.argmax(x)
+    assert result.dim() == 0 and result.dtype == torch.int64 and result.device == x.device
+    assert torch.equal(result, torch.argmax(x, -1))
+    with pytest.raises(RuntimeError, match=r"float32, float16 or bfloat16.*Double"):
+        safe_greedy.argmax(torch.tensor(value, dtype=torch.float64, device=device))
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)

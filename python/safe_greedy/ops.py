@@ -18,9 +18,14 @@ def greedy_sample(out: torch.Tensor, logits: torch.Tensor) -> None:
 
 
 def argmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.argmax(logits, -1)`` for ``[..., vocab]`` logits, as int64."""
+    """``torch.argmax(logits, -1)`` for ``[..., vocab]`` logits, as int64.
+
+    A 0-D tensor is one row of one element, as for torch: the answer is 0.
+    """
     if logits.dim() == 0:
-        raise ValueError("argmax: logits must have a vocab dimension, got a 0-D tensor")
+        out = torch.empty(1, dtype=torch.int64, device=logits.device)
+        torch.ops.safe_greedy.greedy_sample(out, logits.reshape(1, 1))
+        return out.reshape(())
     if logits.shape[-1] == 0:
         # Checked here: flattening the leading dimensions of an empty tensor
         # would fail first, with a message about reshaping. IndexError, as
