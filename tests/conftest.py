@@ -107,7 +107,7 @@ def to_bits(x: torch.Tensor) -> torch.Tensor:
 
 
 def spec_argmax(logits: torch.Tensor) -> torch.Tensor:
-    """The contract of DESIGN.md written out without torch.argmax.
+    """The README's contract written out without torch.argmax.
 
     First NaN of the row if it has one; otherwise the lowest index whose value
     equals the row maximum (IEEE equality, so -0.0 ties +0.0 and -inf ties
@@ -190,7 +190,7 @@ def assert_argmax_result(result: torch.Tensor, logits: torch.Tensor, *, check_sp
         if not torch.equal(expected, spec):
             rows = (expected != spec).nonzero().flatten().tolist()
             raise AssertionError(
-                "torch.argmax itself disagrees with the contract in DESIGN.md "
+                "torch.argmax itself disagrees with the README's contract "
                 "(the library matched torch.argmax):\n"
                 + _describe_rows(rows, expected, spec, logits2d)
             )

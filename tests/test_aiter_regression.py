@@ -1,4 +1,4 @@
-"""Regression tests for the aiter greedy_sample failure (see DESIGN.md).
+"""Regression tests for the aiter greedy_sample failure (the README's "Why").
 
 aiter's kernel read the last 16-wide vector of a row past its end when
 vocab % 16 != 0, saw 0.0 in the missing lanes, and never checked index < vocab.

@@ -1,6 +1,6 @@
 """Property tests: greedy_sample and argmax are exactly torch.argmax(logits, -1).
 
-The contract (DESIGN.md): the first NaN of a row wins; otherwise the lowest
+The contract (README): the first NaN of a row wins; otherwise the lowest
 index of the maximum (IEEE equality: -0.0 ties +0.0, -inf ties -inf); every
 result lies in [0, vocab); the same answer for every dtype, layout, batch and
 vocab size; `out` may be a strided view and nothing around it is written.

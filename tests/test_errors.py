@@ -1,6 +1,6 @@
 """Bad inputs raise a clear error and leave `out` untouched.
 
-Contract items 5 and 6 (DESIGN.md): vocab == 0 is an error, batch == 0 is a
+Contract items 5 and 6 (README): vocab == 0 is an error, batch == 0 is a
 no-op, and a call that raises writes nothing. Messages say what was expected
 and what came, so each test matches both halves.
 """

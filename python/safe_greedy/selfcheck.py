@@ -1,9 +1,8 @@
 """Correctness checks of ``python -m safe_greedy``: the aiter failure matrix, random rows, edges.
 
 Every check compares safe_greedy with ``torch.argmax`` on the same device, which
-is the contract (DESIGN.md, "The contract"). The "aiter*" column is not aiter:
-it is a few lines of Python that model the bug described in DESIGN.md ("The
-problem"), so the table shows which inputs such a kernel gets wrong without
+is the contract (README, "The contract"). The "aiter*" column is not aiter:
+it is a few lines of Python that model the bug described in the README ("Why"), so the table shows which inputs such a kernel gets wrong without
 needing a ROCm machine.
 """
 
