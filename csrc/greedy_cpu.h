@@ -198,8 +198,8 @@ inline uint32_t first_equal(const T* __restrict__ p, uint32_t n, typename Lanes<
 // fp32 pass two in the float domain, one vector compare per four elements
 // instead of the integer image. Pass two runs only on chunks without a NaN,
 // and for floats that are not NaN, equal lanes means IEEE-equal values (-0.0
-// and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU: 0-4%
-// less time for fp32 at batch 16 and 256 (docs/PERFORMANCE.md).
+// and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU, side
+// by side: 0-5.5% less time for fp32 at batch 16 and 256 (docs/PERFORMANCE.md).
 template <>
 inline uint32_t first_equal<float>(const float* __restrict__ p, uint32_t n, int32_t lane) {
   typedef float f4 __attribute__((vector_size(16)));
