@@ -9,10 +9,12 @@ C++), so the compiled tests here are few and small.
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import safe_greedy
-from conftest import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place
+from conftest import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place, scaled_examples
 
 OP = torch.ops.safe_greedy.greedy_sample.default
 
@@ -108,6 +110,33 @@ def test_fake_kernel_refuses_what_the_kernel_refuses(case):
 
     real = _refusal(call("cpu"))
     assert real is not None, f"the CPU kernel accepted {case}"
+    assert _refusal(call("meta")) is real
+    with FakeTensorMode():
+        assert _refusal(call("cpu")) is real
+
+
+LOGITS_DTYPES_ANY = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.bool]
+OUT_DTYPES_ANY = [torch.int64, torch.int32, torch.int16, torch.uint8, torch.float32]
+
+
+@settings(max_examples=scaled_examples(0.5))
+@given(
+    logits_shape=st.lists(st.integers(0, 3), max_size=3),
+    logits_dtype=st.sampled_from(LOGITS_DTYPES_ANY),
+    out_shape=st.lists(st.integers(0, 4), max_size=2),
+    out_dtype=st.sampled_from(OUT_DTYPES_ANY),
+)
+def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(logits_shape, logits_dtype, out_shape, out_dtype):
+    # Any ranks, sizes (empty ones included) and dtypes: the fake kernel, on
+    # meta tensors and under FakeTensorMode, accepts exactly what the CPU
+    # kernel accepts, and refuses the rest with the same exception type.
+    def call(device):
+        return lambda: OP(
+            torch.zeros(out_shape, dtype=out_dtype, device=device),
+            torch.zeros(logits_shape, dtype=logits_dtype, device=device),
+        )
+
+    real = _refusal(call("cpu"))
     assert _refusal(call("meta")) is real
     with FakeTensorMode():
         assert _refusal(call("cpu")) is real
