@@ -142,6 +142,23 @@ def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(logits_shape, logit
         assert _refusal(call("cpu")) is real
 
 
+@pytest.mark.parametrize("rows", [1, 4])
+def test_fake_kernel_agrees_on_an_expanded_out(rows):
+    # Stride 0: one slot for every row, which the kernels refuse for more than
+    # one row; meta and fake tensors must agree.
+    def call(device):
+        return lambda: OP(
+            torch.zeros(1, dtype=torch.int64, device=device).expand(rows),
+            torch.zeros(rows, 5, device=device),
+        )
+
+    real = _refusal(call("cpu"))
+    assert (real is None) == (rows == 1)
+    assert _refusal(call("meta")) is real
+    with FakeTensorMode():
+        assert _refusal(call("cpu")) is real
+
+
 def test_meta_logits_with_a_cpu_out_are_refused():
     # Mixed devices are refused by the fake kernel too (meta takes the call).
     out = torch.full((2,), SENTINEL, dtype=torch.int64)

@@ -50,8 +50,8 @@ _MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/greedy_key.h
 def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
     # The checks of csrc/greedy_checks.h that need no data, in its order, so
     # that meta and fake tensors (tracing, torch.compile) refuse what the
-    # kernels refuse, with the same exception types. The memory checks need
-    # real addresses and stay with the kernels.
+    # kernels refuse, with the same exception types. Whether out shares
+    # memory with logits needs real addresses and stays with the kernels.
     torch._check(
         logits.dim() == 2,
         lambda: f"greedy_sample: logits must be 2-D [batch, vocab], got a {logits.dim()}-D tensor",
@@ -79,4 +79,9 @@ def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
     torch._check(
         out.device == logits.device,
         lambda: f"greedy_sample: out must be on the logits' device ({logits.device}), got {out.device}",
+    )
+    # A 1-D out overlaps itself only when several entries share stride 0.
+    torch._check(
+        out.shape[0] <= 1 or out.stride(0) != 0,
+        lambda: f"greedy_sample: out has overlapping entries (stride {out.stride(0)}); every row needs its own slot",
     )
