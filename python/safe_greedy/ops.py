@@ -80,8 +80,10 @@ def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
         out.device == logits.device,
         lambda: f"greedy_sample: out must be on the logits' device ({logits.device}), got {out.device}",
     )
-    # A 1-D out overlaps itself only when several entries share stride 0.
+    # A 1-D out overlaps itself only when several entries share stride 0. The
+    # stride is tested first: it is a plain number for any out made by
+    # torch.empty, so a symbolic batch gets no guard from this check.
     torch._check(
-        out.shape[0] <= 1 or out.stride(0) != 0,
+        out.stride(0) != 0 or out.shape[0] <= 1,
         lambda: f"greedy_sample: out has overlapping entries (stride {out.stride(0)}); every row needs its own slot",
     )
