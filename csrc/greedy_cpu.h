@@ -183,6 +183,31 @@ inline bool block_has_lane(const T* __restrict__ p, typename Lanes<T>::lane_t la
   return hits != 0;
 }
 
+#if defined(__GNUC__)
+// fp32 blocks tested in the float domain, one vector compare per four
+// elements instead of the integer image. Pass two runs only on chunks without
+// a NaN, and for floats that are not NaN, equal lanes means IEEE-equal values
+// (-0.0 and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU,
+// side by side: 0-5.5% less time for fp32 at batch 16 and 256
+// (docs/PERFORMANCE.md).
+template <>
+inline bool block_has_lane<float>(const float* __restrict__ p, int32_t lane) {
+  typedef float f4 __attribute__((vector_size(16)));
+  typedef int32_t i4 __attribute__((vector_size(16)));
+  // ordered_lane() inverted: a negative lane is the negated magnitude.
+  const uint32_t magnitude = lane < 0 ? 0u - static_cast<uint32_t>(lane) : static_cast<uint32_t>(lane);
+  const float value = bits_to_float(lane < 0 ? (magnitude | 0x80000000u) : magnitude);
+  const f4 values = {value, value, value, value};
+  i4 hits = {0, 0, 0, 0};
+  for (uint32_t i = 0; i < kBlock; i += 4) {
+    f4 x;
+    memcpy(&x, p + i, sizeof(x));
+    hits |= x == values;
+  }
+  return (hits[0] | hits[1] | hits[2] | hits[3]) != 0;
+}
+#endif
+
 // Pass two: the offset of the first element of p[0, n) whose lane equals
 // `lane`, which must occur. Whole blocks are tested with block_has_lane; only
 // the block that holds the match is scanned one element at a time.
@@ -193,35 +218,6 @@ inline uint32_t first_equal(const T* __restrict__ p, uint32_t n, typename Lanes<
   while (ordered_lane(p[start]) != lane) ++start;
   return start;
 }
-
-#if defined(__GNUC__)
-// fp32 pass two in the float domain, one vector compare per four elements
-// instead of the integer image. Pass two runs only on chunks without a NaN,
-// and for floats that are not NaN, equal lanes means IEEE-equal values (-0.0
-// and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU, side
-// by side: 0-5.5% less time for fp32 at batch 16 and 256 (docs/PERFORMANCE.md).
-template <>
-inline uint32_t first_equal<float>(const float* __restrict__ p, uint32_t n, int32_t lane) {
-  typedef float f4 __attribute__((vector_size(16)));
-  typedef int32_t i4 __attribute__((vector_size(16)));
-  // ordered_lane() inverted: a negative lane is the negated magnitude.
-  const uint32_t magnitude = lane < 0 ? 0u - static_cast<uint32_t>(lane) : static_cast<uint32_t>(lane);
-  const float top = bits_to_float(lane < 0 ? (magnitude | 0x80000000u) : magnitude);
-  const f4 tops = {top, top, top, top};
-  uint32_t start = 0;
-  for (; start + kBlock <= n; start += kBlock) {
-    i4 hits = {0, 0, 0, 0};
-    for (uint32_t i = 0; i < kBlock; i += 4) {
-      f4 x;
-      memcpy(&x, p + start + i, sizeof(x));
-      hits |= x == tops;
-    }
-    if ((hits[0] | hits[1] | hits[2] | hits[3]) != 0) break;
-  }
-  while (p[start] != top) ++start;
-  return start;
-}
-#endif
 
 template <class T>
 inline uint32_t first_nan(const T* __restrict__ p, uint32_t n) {
