@@ -2,7 +2,8 @@
 
 Every check compares safe_greedy with ``torch.argmax`` on the same device, which
 is the contract (README, "The contract"). The "aiter*" column is not aiter:
-it is a few lines of Python that model the bug described in the README ("Why"), so the table shows which inputs such a kernel gets wrong without
+it is a few lines of Python that model the bug described in the README
+("Why"), so the table shows which inputs such a kernel gets wrong without
 needing a ROCm machine.
 """
 
