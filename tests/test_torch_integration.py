@@ -95,24 +95,30 @@ def _refusal(call):
     return None
 
 
+def _kernel_refusal_shared_by_fake(make_args):
+    """The exception type the CPU kernel raises for ``OP(*make_args(device))``
+    (None if it accepts), after checking that meta tensors and FakeTensorMode
+    give the same."""
+    real = _refusal(lambda: OP(*make_args("cpu")))
+    assert _refusal(lambda: OP(*make_args("meta"))) is real
+    with FakeTensorMode():
+        assert _refusal(lambda: OP(*make_args("cpu"))) is real
+    return real
+
+
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
 def test_fake_kernel_refuses_what_the_kernel_refuses(case):
     # The same refusal, and the same exception type, from the CPU kernel, from
     # meta tensors and under FakeTensorMode: tracing must not accept a call
     # that would fail when run.
     (out_shape, out_dtype), (logits_shape, logits_dtype) = BAD_ARGUMENTS[case]
-
-    def call(device):
-        return lambda: OP(
+    real = _kernel_refusal_shared_by_fake(
+        lambda device: (
             torch.empty(out_shape, dtype=out_dtype, device=device),
             torch.empty(logits_shape, dtype=logits_dtype, device=device),
         )
-
-    real = _refusal(call("cpu"))
+    )
     assert real is not None, f"the CPU kernel accepted {case}"
-    assert _refusal(call("meta")) is real
-    with FakeTensorMode():
-        assert _refusal(call("cpu")) is real
 
 
 LOGITS_DTYPES_ANY = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.bool]
@@ -130,33 +136,25 @@ def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(logits_shape, logit
     # Any ranks, sizes (empty ones included) and dtypes: the fake kernel, on
     # meta tensors and under FakeTensorMode, accepts exactly what the CPU
     # kernel accepts, and refuses the rest with the same exception type.
-    def call(device):
-        return lambda: OP(
+    _kernel_refusal_shared_by_fake(
+        lambda device: (
             torch.zeros(out_shape, dtype=out_dtype, device=device),
             torch.zeros(logits_shape, dtype=logits_dtype, device=device),
         )
-
-    real = _refusal(call("cpu"))
-    assert _refusal(call("meta")) is real
-    with FakeTensorMode():
-        assert _refusal(call("cpu")) is real
+    )
 
 
 @pytest.mark.parametrize("rows", [1, 4])
 def test_fake_kernel_agrees_on_an_expanded_out(rows):
     # Stride 0: one slot for every row, which the kernels refuse for more than
     # one row; meta and fake tensors must agree.
-    def call(device):
-        return lambda: OP(
+    real = _kernel_refusal_shared_by_fake(
+        lambda device: (
             torch.zeros(1, dtype=torch.int64, device=device).expand(rows),
             torch.zeros(rows, 5, device=device),
         )
-
-    real = _refusal(call("cpu"))
+    )
     assert (real is None) == (rows == 1)
-    assert _refusal(call("meta")) is real
-    with FakeTensorMode():
-        assert _refusal(call("cpu")) is real
 
 
 def test_meta_logits_with_a_cpu_out_are_refused():
