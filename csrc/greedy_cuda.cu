@@ -131,9 +131,12 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
   p.units_per_split = plan.units_per_split;
   p.rows = batch;
   if (plan.splits > 1) {
-    TORCH_INTERNAL_ASSERT(batch < gpu::max_split_rows(resident),
+    // A slot per item (rows combined by collection need one each), which is
+    // also at least one per row.
+    const int64_t slots = gpu::split_target_blocks(resident);
+    TORCH_INTERNAL_ASSERT(batch < gpu::max_split_rows(resident) && items <= slots,
                           "greedy_sample: split more rows than the workspace holds");
-    const gpu::Workspace ws = gpu::workspace_for(device, stream, gpu::max_split_rows(resident));
+    const gpu::Workspace ws = gpu::workspace_for(device, stream, slots);
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }

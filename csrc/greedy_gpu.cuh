@@ -15,10 +15,13 @@
 //     element (visit_vector()). Keys are built only once per thread, when
 //     reducing.
 //   * A block reduces its threads' keys; with one item per row that block
-//     writes the answer. With several, each block atomically maxes its key into
-//     a per-row slot and bumps a per-row counter; the last block to arrive
-//     writes the answer and returns slot and counter to zero, so the workspace
-//     never needs a memset between calls.
+//     writes the answer. With several, either (rows of many splits) each
+//     block atomically maxes its key into a per-row slot and bumps a per-row
+//     counter, and the last block to arrive writes the answer; or (rows of at
+//     most kMaxCollectedSplits) each block takes a ticket as it starts, the
+//     others publish their keys in slots of their own, and the block that
+//     started last collects them. Either way the last block returns what it
+//     used to zero, so the workspace never needs a memset between calls.
 //   * Loads are 16 bytes wide (load_vector()) and start on a 128-byte line.
 //     The head of a row before its first 128-byte boundary and the tail after
 //     the last whole vector are read one element at a time, selected by
@@ -36,6 +39,7 @@
 #endif
 
 #include "greedy_key.h"
+#include "greedy_plan.h"  // kMaxCollectedSplits
 
 namespace safe_greedy {
 namespace gpu {
@@ -67,6 +71,24 @@ __device__ __forceinline__ Key shuffle_xor(Key v, int lane_mask) {
   return __shfl_xor(v, lane_mask, kWarpSize);
 #else
   return __shfl_xor_sync(0xFFFFFFFFu, v, lane_mask);
+#endif
+}
+
+// Lane `src_lane`'s value, in every lane of the warp.
+__device__ __forceinline__ uint32_t shuffle_index(uint32_t v, int src_lane) {
+#if defined(__HIPCC__)
+  return __shfl(v, src_lane, kWarpSize);
+#else
+  return __shfl_sync(0xFFFFFFFFu, v, src_lane);
+#endif
+}
+
+// Whether `p` holds in any lane of the warp.
+__device__ __forceinline__ bool any_in_warp(bool p) {
+#if defined(__HIPCC__)
+  return __any(p);
+#else
+  return __any_sync(0xFFFFFFFFu, p);
 #endif
 }
 
@@ -269,8 +291,10 @@ struct Params {
   uint32_t vocab;
   uint32_t splits;             // items per row
   uint32_t units_per_split;    // vectors (contiguous) or elements (strided)
-  Key* row_keys;               // [rows], zero between calls; used when splits > 1
-  uint32_t* row_arrivals;      // [rows], zero between calls; used when splits > 1
+  // Zero between calls; used when splits > 1. row_keys holds a key per row
+  // (fenced combine) or a slot per item (collected combine): see read_item().
+  Key* row_keys;               // [rows * splits]
+  uint32_t* row_arrivals;      // [rows]
   int64_t rows;                // the batch
 };
 
@@ -394,6 +418,104 @@ __device__ __forceinline__ uint32_t arrive_acq_rel(uint32_t* counter) {
 #endif
 }
 
+// A split's key slot, read and written as single 64-bit accesses that other
+// blocks observe whole (relaxed, device scope): the key is the only datum
+// passed between blocks, so no fence is needed. Every poll must reach the
+// coherence point, never a stale L1 line.
+__device__ __forceinline__ Key load_slot(const Key* slot) {
+#if defined(__HIPCC__)
+  return __hip_atomic_load(slot, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  Key v;
+  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(slot) : "memory");
+  return v;
+#else
+  return *static_cast<const volatile Key*>(slot);
+#endif
+}
+
+__device__ __forceinline__ void store_slot(Key* slot, Key key) {
+#if defined(__HIPCC__)
+  __hip_atomic_store(slot, key, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(slot), "l"(key) : "memory");
+#else
+  *static_cast<volatile Key*>(slot) = key;
+#endif
+}
+
+// The row's next ticket, 0 to splits - 1; the counter wraps to zero as the
+// last ticket is taken, ready for the next launch. (atomicInc, unlike
+// atomicAdd, is not turned into a warp-aggregated form whose result shuffle
+// would hold up the warp's loads until the atomic returned.)
+__device__ __forceinline__ uint32_t take_ticket(uint32_t* counter, uint32_t splits) {
+#if defined(__HIPCC__)
+  return __builtin_amdgcn_atomic_inc32(counter, splits - 1, __ATOMIC_RELAXED, "agent");
+#else
+  return atomicInc(counter, splits - 1);
+#endif
+}
+
+// A zero slot means "not yet published", but the empty key (a split with
+// nothing to read) is zero too: it is published as 1, still below every
+// element's key. The plan gives collected rows no empty split today
+// (tests/cpp/test_launch_plan.cpp checks it), so this only keeps a future
+// plan from making the collector wait for a key that never comes.
+__device__ __forceinline__ Key published_key(Key k) { return k == kEmptyKey ? Key{1} : k; }
+
+// Slots each lane of the collecting warp loads at once: one round trip for
+// rows of up to kWarpSize * kCollectUnroll splits.
+constexpr int kCollectUnroll = (kMaxCollectedSplits + kWarpSize - 1) / kWarpSize;
+
+// Polling rounds after which a collector stops waiting (each round is one
+// L2 round trip, so this is a fraction of a second). A correct launch never
+// comes near it: see collect_row_key().
+constexpr uint32_t kMaxCollectRounds = 1u << 20;
+
+// Run by warp 0 of the block that started last among a row's `splits`
+// blocks; `own` is that block's split and `own_key` its key (lane 0). Waits
+// for every other split's key, returns the row's maximum key in every lane,
+// and leaves the row's slots zero. A launch that has its workspace to itself
+// cannot wait forever: every other block of the row took its ticket earlier,
+// so it is running, and it publishes its key without waiting for anything.
+// Two launches sharing a workspace at once (graphs captured on one stream,
+// replayed concurrently, which the workspace forbids) can zero each other's
+// slots; kMaxCollectRounds turns what would be a hang into a wrong answer,
+// which is what the fenced combine gives there, and row_answer() keeps even
+// that answer inside the row.
+__device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, uint32_t own,
+                                               Key own_key) {
+  const uint32_t lane = threadIdx.x % kWarpSize;
+  Key got[kCollectUnroll];
+#pragma unroll
+  for (int u = 0; u < kCollectUnroll; ++u) got[u] = kEmptyKey;
+  bool waiting;
+  uint32_t rounds = 0;
+  do {
+    // Each round reloads every slot still unpublished, all at once, so that
+    // waiting for several late blocks costs one round trip after the last.
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      const uint32_t s = u * kWarpSize + lane;
+      if (s < splits && s != own && got[u] == kEmptyKey) got[u] = load_slot(&row_slots[s]);
+    }
+    waiting = false;
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      const uint32_t s = u * kWarpSize + lane;
+      waiting |= s < splits && s != own && got[u] == kEmptyKey;
+    }
+  } while (any_in_warp(waiting) && ++rounds < kMaxCollectRounds);
+  Key best = lane == 0 ? own_key : kEmptyKey;
+#pragma unroll
+  for (int u = 0; u < kCollectUnroll; ++u) {
+    const uint32_t s = u * kWarpSize + lane;
+    if (s < splits && s != own) store_slot(&row_slots[s], kEmptyKey);
+    best = max_key(best, got[u]);
+  }
+  return warp_max_key(best);
+}
+
 // Programmatic dependent launch (sm_90 and later). Where the launcher asks for
 // it (launch_kernel() in greedy_cuda.cu), this grid's blocks start while the
 // kernel before it in the stream is still finishing, so the launch latency
@@ -404,6 +526,15 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+}
+
+// The index a split row's combined key names. Launches that use their
+// workspace alone always combine a real key of this row; launches sharing one
+// (which the workspace forbids) may combine the empty key or another launch's
+// key, and get index 0 rather than one past the row.
+__device__ __forceinline__ uint32_t row_answer(Key combined, uint32_t vocab) {
+  const uint32_t index = key_index(combined);
+  return index < vocab ? index : 0u;
 }
 
 // One item of a row per block: the whole row, or one split of it, which the
@@ -418,13 +549,31 @@ __device__ __forceinline__ void read_item(const Params& p) {
   const uint32_t split = split_rows ? blockIdx.x : 0u;
   // 64-bit: rows * row_stride passes 2^31 in real serving.
   const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
+  // Rows of few splits are collected by the block that starts last: its
+  // ticket is taken before the loads, so the round trip overlaps them.
+  const bool collected = split_rows && p.splits <= kMaxCollectedSplits;
+  uint32_t ticket = 0;
+  if (collected && threadIdx.x == 0) ticket = take_ticket(&p.row_arrivals[row], p.splits);
 
   Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x)
                       : strided_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x);
   k = block_max_key<kThreads>(k);
-  if (threadIdx.x != 0) return;
-
   OutT* out = static_cast<OutT*>(p.out);
+  if (collected) {
+    // Warp 0 holds the block's key (lane 0) and ticket.
+    if (threadIdx.x >= kWarpSize) return;
+    Key* row_slots = p.row_keys + static_cast<int64_t>(row) * p.splits;
+    if (shuffle_index(ticket, 0) != p.splits - 1) {
+      if (threadIdx.x == 0) store_slot(&row_slots[split], published_key(k));
+      return;
+    }
+    const Key final_key = collect_row_key(row_slots, p.splits, split, k);
+    if (threadIdx.x == 0) {
+      out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(row_answer(final_key, p.vocab));
+    }
+    return;
+  }
+  if (threadIdx.x != 0) return;
   if (!split_rows) {
     out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(k));
     return;
@@ -438,7 +587,7 @@ __device__ __forceinline__ void read_item(const Params& p) {
   if (arrived != p.splits - 1) return;
   const Key final_key = atomicExch(reinterpret_cast<unsigned long long*>(&p.row_keys[row]), 0ull);
   p.row_arrivals[row] = 0;
-  out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(final_key));
+  out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(row_answer(final_key, p.vocab));
 }
 
 // Several whole, contiguous rows per block, kRowThreads threads to a row. The

@@ -11,7 +11,8 @@ namespace safe_greedy {
 namespace gpu {
 
 struct Workspace {
-  Key* row_keys;            // [rows], all zero between launches
+  Key* row_keys;            // [rows], all zero between launches: a key per split row,
+                            // or a slot per item of rows combined by collection
   uint32_t* row_arrivals;   // [rows], all zero between launches
 };
 

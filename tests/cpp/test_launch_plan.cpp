@@ -109,6 +109,18 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   CHECK(splits == 1 || batch < max_split_rows(resident), CTX " split a batch the workspace can't hold",
         ARGS);
   if (batch >= max_split_rows(resident)) CHECK(splits == 1, CTX, ARGS);
+  // Rows combined by collection need a key slot per item; the workspace has
+  // split_target_blocks(resident) of them.
+  CHECK(splits == 1 || batch * static_cast<int64_t>(splits) <= split_target_blocks(resident),
+        CTX " split into more items than the workspace has key slots", ARGS);
+  // Rows combined by collection get no empty item, even when they start
+  // just past a 128-byte boundary and so have the fewest whole vectors (the
+  // kernel copes with one anyway: published_key() in greedy_gpu.cuh).
+  if (splits > 1 && splits <= safe_greedy::gpu::kMaxCollectedSplits) {
+    const uint64_t most_head = contiguous ? static_cast<uint64_t>(8 * epv - 1) : 0;
+    const uint64_t fewest_units = contiguous ? (vocab > most_head ? (vocab - most_head) / epv : 0) : units;
+    CHECK((splits - 1) * per < fewest_units, CTX " give a collected row an empty item", ARGS);
+  }
   // Split rows are launched as a (splits, rows) grid: the rows must fit its y
   // dimension, the splits its x dimension.
   if (splits > 1) {
