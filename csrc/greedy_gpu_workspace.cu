@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 namespace safe_greedy {
 namespace gpu {
@@ -40,9 +41,8 @@ Slots create_slots(int64_t rows) {
                rows};
 }
 
-}  // namespace
-
-Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
+// Eager launches: the workspace of each (device, stream), kept forever.
+Workspace stream_workspace(int device, cudaStream_t stream, int64_t rows) {
   static std::mutex mutex;
   // Never destroyed: the slots outlive every stream that might still use them,
   // and freeing device memory at process exit races the driver's teardown.
@@ -55,6 +55,95 @@ Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
   const Slots created = create_slots(rows);
   (*slots)[{device, stream}] = created;
   return created.workspace;
+}
+
+// Captured launches: workspaces no graph owns any more, per device, all zero
+// (every launch leaves its slots zero, and a graph gives its workspace back
+// only once its last launch is done). Never freed, for the reason above.
+struct FreeSlots {
+  std::mutex mutex;  // taken for nothing but the vector: no CUDA call under it
+  std::map<int, std::vector<Slots>> by_device;
+};
+
+FreeSlots& free_slots() {
+  static auto* pool = new FreeSlots();
+  return *pool;
+}
+
+// A captured launch's workspace, owned by the graph it was captured into.
+struct GraphOwned {
+  int device;
+  Slots slots;
+};
+
+// Runs when the graph and every executable graph made from it are destroyed
+// and their launches are done; the driver may call it from a thread of its
+// own, where no CUDA call is allowed.
+void give_back(void* owned) {
+  auto* g = static_cast<GraphOwned*>(owned);
+  {
+    FreeSlots& pool = free_slots();
+    const std::lock_guard<std::mutex> lock(pool.mutex);
+    pool.by_device[g->device].push_back(g->slots);
+  }
+  delete g;
+}
+
+Slots take_free_slots(int device, int64_t rows) {
+  {
+    FreeSlots& pool = free_slots();
+    const std::lock_guard<std::mutex> lock(pool.mutex);
+    std::vector<Slots>& held = pool.by_device[device];
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (held[i].rows >= rows) {
+        const Slots found = held[i];
+        held[i] = held.back();
+        held.pop_back();
+        return found;
+      }
+    }
+  }
+  return create_slots(rows);
+}
+
+// Each captured launch gets a workspace of its own, which the graph keeps
+// until it is destroyed, so that graphs captured on one stream can be
+// replayed concurrently (a replay is ordered after the previous replays of
+// the same executable graph, so launches of one graph node never overlap).
+Workspace graph_workspace(int device, cudaGraph_t graph, int64_t rows) {
+  auto* owned = new GraphOwned{device, take_free_slots(device, rows)};
+  const Workspace workspace = owned->slots.workspace;
+  // As in create_slots(): whatever capture mode this thread is in.
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  cudaUserObject_t object = nullptr;
+  cudaError_t err = cudaUserObjectCreate(&object, owned, give_back, 1, cudaUserObjectNoDestructorSync);
+  if (err == cudaSuccess) {
+    err = cudaGraphRetainUserObject(graph, object, 1, cudaGraphUserObjectMove);
+    // Dropping the reference that did not move gives the workspace back.
+    if (err != cudaSuccess) cudaUserObjectRelease(object, 1);
+  } else {
+    give_back(owned);
+  }
+  cudaStreamCaptureMode restored = mode;
+  cudaThreadExchangeStreamCaptureMode(&restored);
+  C10_CUDA_CHECK(err);
+  return workspace;
+}
+
+}  // namespace
+
+Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaGraph_t graph = nullptr;
+#if defined(USE_ROCM)
+  C10_CUDA_CHECK(hipStreamGetCaptureInfo_v2(stream, &status, nullptr, &graph, nullptr, nullptr));
+#else
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, nullptr, &graph));
+#endif
+  // An invalidated capture fails at the launch, whichever workspace it names.
+  if (status == cudaStreamCaptureStatusActive) return graph_workspace(device, graph, rows);
+  return stream_workspace(device, stream, rows);
 }
 
 }  // namespace gpu

@@ -16,13 +16,15 @@ struct Workspace {
   uint32_t* row_arrivals;   // [rows], all zero between launches
 };
 
-// The workspace of (device, stream), with room for at least `rows` rows.
+// The workspace for a launch on `stream` of `device`, with room for at least
+// `rows` rows. Created zeroed and never freed; the kernel returns every slot
+// it touches to zero, so no call needs a memset.
 //
-// Created zeroed on first use and never freed; the kernel returns every slot
-// it touches to zero, so no call needs a memset. One per stream, so launches
-// on different streams never share slots. Works during CUDA graph capture:
-// the first use allocates outside the capture. (Two replays of graphs
-// captured on the same stream must not run concurrently.)
+// Launches sharing a workspace must not overlap, so: an eager launch gets the
+// workspace of its (device, stream), which launches on other streams never
+// share; a launch captured into a CUDA graph gets one of its own, which the
+// graph holds until it is destroyed and which later captures then reuse, so
+// graphs captured on one stream may be replayed concurrently.
 Workspace workspace_for(int device, cudaStream_t stream, int64_t rows);
 
 }  // namespace gpu

@@ -2,7 +2,8 @@
 
 Everything here skips without CUDA (or ROCm). The GPU kernel splits a row
 across several blocks when the batch is small and combines them through a
-per-stream workspace that every launch returns to zero; many tests below are
+workspace (one per stream, or one per captured call) that every launch
+returns to zero; many tests below are
 about that path (batch 1..64 at large vocab) surviving graph capture, replay,
 several streams, and back-to-back calls. At large batch, short rows may share
 a block instead; tests of many short rows cover that path. Sizes are chosen from the contract,
@@ -194,7 +195,7 @@ def test_graph_replay_follows_in_place_input_changes(batch, vocab, dtype, layout
 @pytest.mark.parametrize("batch, vocab, dtype, layout", GRAPH_CASES[:3], ids=str)
 def test_graph_capture_without_warm_up_on_a_new_stream(batch, vocab, dtype, layout):
     """No warm-up: the first call on this stream is the captured one (the
-    split-row path creates its per-stream state there). Streams come from
+    split-row path creates its workspace there). Streams come from
     torch's pool and may have been used before in this process, so the
     subprocess test below is the strict version."""
     values = [adversarial_batch(batch, vocab, dtype, DEVICE, seed)[0] for seed in (11, 12)]
@@ -455,6 +456,94 @@ def test_concurrent_streams_do_not_share_split_row_state():
     torch.cuda.synchronize()
     assert out_first.flatten().tolist() == [100_000] * calls
     assert out_second.flatten().tolist() == [7] * calls
+
+
+def _distinct_maxima(batch, vocab, dtype, base, place_max):
+    """Rows of `base` with 1.0 wherever place_max(row) says: the answers are
+    the first of those places, different for every source below."""
+    logits = torch.full((batch, vocab), base, dtype=dtype, device=DEVICE)
+    for r in range(batch):
+        for i in place_max(r):
+            logits[r, i] = 1.0
+    return logits
+
+
+@pytest.mark.parametrize(
+    "batch, vocab, dtype",
+    [(1, 151936, torch.float32), (4, 151936, torch.bfloat16), (16, 32000, torch.float32)],
+    ids=str,
+)
+def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
+    """Graphs captured one after another on the same stream, then replayed
+    at once on two streams: every call's split rows must combine with their
+    own blocks only. Each captured call holds a workspace of its own; sharing
+    one, the two streams' blocks would max keys into each other's rows (the
+    fenced combine) or take each other's tickets (the combine by collection).
+    The shapes cover both combines on an H100; the sources have their maxima
+    in different places, so any mixing shows."""
+    sources = [
+        _distinct_maxima(batch, vocab, dtype, -1.0, lambda r: (100_000 % vocab + r,)),
+        _distinct_maxima(batch, vocab, dtype, -2.0, lambda r: (7 + r, vocab - 1 - r)),
+    ]
+    expected = [torch.argmax(s, -1) for s in sources]
+    graphs_per_source, calls_per_graph = 6, 8
+    outs = [
+        torch.full((graphs_per_source, calls_per_graph, batch), SENTINEL, dtype=torch.int64, device=DEVICE)
+        for _ in sources
+    ]
+    capture_stream = torch.cuda.Stream()
+    graphs = [[], []]
+    for g in range(graphs_per_source):
+        for which, logits in enumerate(sources):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=capture_stream):
+                for c in range(calls_per_graph):
+                    safe_greedy.greedy_sample(outs[which][g, c], logits)
+            graphs[which].append(graph)
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    for rounds in range(3):
+        for s in streams:
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                torch.cuda._sleep(20_000_000)  # let both queues fill before either runs
+        for g in range(graphs_per_source):
+            for which, s in enumerate(streams):
+                with torch.cuda.stream(s):
+                    graphs[which][g].replay()
+        torch.cuda.synchronize()
+        for which in range(2):
+            want = expected[which].expand(graphs_per_source, calls_per_graph, batch)
+            assert torch.equal(outs[which], want), f"round {rounds}, source {which}"
+            outs[which].fill_(SENTINEL)
+
+
+def test_graph_workspaces_stay_clean_across_graph_lifetimes():
+    """A destroyed graph's workspaces go back to a pool that later captures
+    draw from, so a workspace may serve many graphs in turn; each capture
+    here must answer as if its workspace were new. Shapes of both split-row
+    combines, graphs destroyed in a different order from their capture."""
+    import gc
+
+    shapes = [(1, 151936, torch.float32), (4, 151936, torch.bfloat16), (8, 262144, torch.float16)]
+    for round_ in range(4):
+        live = []
+        for k, (batch, vocab, dtype) in enumerate(shapes):
+            logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=round_ * 10 + k)
+            out = torch.full((batch,), SENTINEL, dtype=torch.int64, device=DEVICE)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream()):
+                safe_greedy.greedy_sample(out, logits)
+            for _ in range(3):
+                out.fill_(SENTINEL)
+                graph.replay()
+                torch.cuda.synchronize()
+                assert_argmax_result(out, logits)
+            live.append(graph)
+        order = [1, 0, 2] if round_ % 2 else [2, 1, 0]
+        for i in order:
+            live[i] = None
+            gc.collect()
+        torch.cuda.synchronize()
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
