@@ -57,43 +57,60 @@ Workspace stream_workspace(int device, cudaStream_t stream, int64_t rows) {
   return created.workspace;
 }
 
-// Captured launches: workspaces no graph owns any more, per device, all zero
-// (every launch leaves its slots zero, and a graph gives its workspace back
-// only once its last launch is done). Never freed, for the reason above.
-struct FreeSlots {
-  std::mutex mutex;  // taken for nothing but the vector: no CUDA call under it
-  std::map<int, std::vector<Slots>> by_device;
+// Captured launches: a workspace per captured stream of each capture, held
+// by the graph being captured (see capture_workspace()).
+struct CaptureKey {
+  int device;
+  unsigned long long capture_id;  // unique to one capture for the process' life
+  cudaStream_t stream;
+  bool operator<(const CaptureKey& o) const {
+    if (device != o.device) return device < o.device;
+    if (capture_id != o.capture_id) return capture_id < o.capture_id;
+    return stream < o.stream;
+  }
 };
 
-FreeSlots& free_slots() {
-  static auto* pool = new FreeSlots();
-  return *pool;
+struct CaptureSlots {
+  std::mutex mutex;  // taken for the containers only: no CUDA call under it
+  std::map<CaptureKey, Slots> in_capture;         // held by a graph that is still alive
+  std::map<int, std::vector<Slots>> free_by_device;  // held by none, all zero
+};
+
+// Never destroyed, for the reason given in stream_workspace().
+CaptureSlots& capture_slots() {
+  static auto* slots = new CaptureSlots();
+  return *slots;
 }
 
-// A captured launch's workspace, owned by the graph it was captured into.
+// What a graph holds: one workspace and the capture it was made for.
 struct GraphOwned {
-  int device;
+  CaptureKey key;
   Slots slots;
 };
 
-// Runs when the graph and every executable graph made from it are destroyed
-// and their launches are done; the driver may call it from a thread of its
-// own, where no CUDA call is allowed.
+// Runs once the graph and every executable graph made from it are destroyed
+// and their launches are done, possibly on a driver thread where no CUDA call
+// is allowed. Every launch left the slots zero, so they go back as they came.
 void give_back(void* owned) {
   auto* g = static_cast<GraphOwned*>(owned);
   {
-    FreeSlots& pool = free_slots();
-    const std::lock_guard<std::mutex> lock(pool.mutex);
-    pool.by_device[g->device].push_back(g->slots);
+    CaptureSlots& all = capture_slots();
+    const std::lock_guard<std::mutex> lock(all.mutex);
+    auto it = all.in_capture.find(g->key);
+    if (it != all.in_capture.end() && it->second.workspace.row_keys == g->slots.workspace.row_keys) {
+      all.in_capture.erase(it);
+    }
+    all.free_by_device[g->key.device].push_back(g->slots);
   }
   delete g;
 }
 
+// Free slots of at least `rows` rows, taken out of the pool, or new ones.
 Slots take_free_slots(int device, int64_t rows) {
   {
-    FreeSlots& pool = free_slots();
-    const std::lock_guard<std::mutex> lock(pool.mutex);
-    std::vector<Slots>& held = pool.by_device[device];
+    CaptureSlots& all = capture_slots();
+    const std::lock_guard<std::mutex> lock(all.mutex);
+    std::vector<Slots>& held = all.free_by_device[device];
     for (size_t i = 0; i < held.size(); ++i) {
       if (held[i].rows >= rows) {
         const Slots found = held[i];
@@ -106,13 +123,23 @@ Slots take_free_slots(int device, int64_t rows) {
   return create_slots(rows);
 }
 
-// Each captured launch gets a workspace of its own, which the graph keeps
-// until it is destroyed, so that graphs captured on one stream can be
-// replayed concurrently (a replay is ordered after the previous replays of
-// the same executable graph, so launches of one graph node never overlap).
-Workspace graph_workspace(int device, cudaGraph_t graph, int64_t rows) {
-  auto* owned = new GraphOwned{device, take_free_slots(device, rows)};
-  const Workspace workspace = owned->slots.workspace;
+// The workspace of one captured stream of one capture. Launches captured on
+// one stream are ordered in the graph, so they share it, as eager launches on
+// a stream do; other captures, and other streams of this one (forked work may
+// run concurrently), get their own. The graph keeps it (a user object) until
+// it is destroyed, so graphs captured on one stream may be replayed
+// concurrently: a replay is ordered after the previous replays of the same
+// executable graph, so launches of one graph node never overlap.
+Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t rows) {
+  CaptureSlots& all = capture_slots();
+  {
+    const std::lock_guard<std::mutex> lock(all.mutex);
+    auto it = all.in_capture.find(key);
+    if (it != all.in_capture.end() && it->second.rows >= rows) return it->second.workspace;
+  }
+  // Only the thread capturing this stream gets here for this key.
+  auto* owned = new GraphOwned{key, take_free_slots(key.device, rows)};
+  const Slots slots = owned->slots;
   // As in create_slots(): whatever capture mode this thread is in.
   cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
   C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
@@ -120,7 +147,7 @@ Workspace graph_workspace(int device, cudaGraph_t graph, int64_t rows) {
   cudaError_t err = cudaUserObjectCreate(&object, owned, give_back, 1, cudaUserObjectNoDestructorSync);
   if (err == cudaSuccess) {
     err = cudaGraphRetainUserObject(graph, object, 1, cudaGraphUserObjectMove);
-    // Dropping the reference that did not move gives the workspace back.
+    // Dropping the reference that did not move gives the slots back.
     if (err != cudaSuccess) cudaUserObjectRelease(object, 1);
   } else {
     give_back(owned);
@@ -128,21 +155,30 @@ Workspace graph_workspace(int device, cudaGraph_t graph, int64_t rows) {
   cudaStreamCaptureMode restored = mode;
   cudaThreadExchangeStreamCaptureMode(&restored);
   C10_CUDA_CHECK(err);
-  return workspace;
+  {
+    // A larger request than before in the same capture replaces the entry;
+    // the graph still holds the smaller slots and gives them back in the end.
+    const std::lock_guard<std::mutex> lock(all.mutex);
+    all.in_capture[key] = slots;
+  }
+  return slots.workspace;
 }
 
 }  // namespace
 
 Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  unsigned long long capture_id = 0;
   cudaGraph_t graph = nullptr;
 #if defined(USE_ROCM)
-  C10_CUDA_CHECK(hipStreamGetCaptureInfo_v2(stream, &status, nullptr, &graph, nullptr, nullptr));
+  C10_CUDA_CHECK(hipStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
 #else
-  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, nullptr, &graph));
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, &capture_id, &graph));
 #endif
   // An invalidated capture fails at the launch, whichever workspace it names.
-  if (status == cudaStreamCaptureStatusActive) return graph_workspace(device, graph, rows);
+  if (status == cudaStreamCaptureStatusActive) {
+    return capture_workspace(CaptureKey{device, capture_id, stream}, graph, rows);
+  }
   return stream_workspace(device, stream, rows);
 }
 

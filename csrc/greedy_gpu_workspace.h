@@ -22,9 +22,11 @@ struct Workspace {
 //
 // Launches sharing a workspace must not overlap, so: an eager launch gets the
 // workspace of its (device, stream), which launches on other streams never
-// share; a launch captured into a CUDA graph gets one of its own, which the
-// graph holds until it is destroyed and which later captures then reuse, so
-// graphs captured on one stream may be replayed concurrently.
+// share; a launch captured into a CUDA graph gets the workspace of its
+// captured stream in that capture, which the graph holds until it is
+// destroyed (later captures then reuse it), so graphs captured on one stream
+// may be replayed concurrently. (Executable graphs instantiated from one
+// captured graph share its workspaces: replay those one at a time.)
 Workspace workspace_for(int device, cudaStream_t stream, int64_t rows);
 
 }  // namespace gpu

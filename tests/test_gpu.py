@@ -2,7 +2,7 @@
 
 Everything here skips without CUDA (or ROCm). The GPU kernel splits a row
 across several blocks when the batch is small and combines them through a
-workspace (one per stream, or one per captured call) that every launch
+workspace (one per stream, or one per capture) that every launch
 returns to zero; many tests below are
 about that path (batch 1..64 at large vocab) surviving graph capture, replay,
 several streams, and back-to-back calls. At large batch, short rows may share
@@ -476,9 +476,9 @@ def _distinct_maxima(batch, vocab, dtype, base, place_max):
 def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
     """Graphs captured one after another on the same stream, then replayed
     at once on two streams: every call's split rows must combine with their
-    own blocks only. Each captured call holds a workspace of its own; sharing
-    one, the two streams' blocks would max keys into each other's rows (the
-    fenced combine) or take each other's tickets (the combine by collection).
+    own blocks only. Each capture holds a workspace of its own; sharing one,
+    the two streams' blocks would max keys into each other's rows (the fenced
+    combine) or take each other's tickets (the combine by collection).
     The shapes cover both combines on an H100; the sources have their maxima
     in different places, so any mixing shows."""
     sources = [
@@ -514,6 +514,36 @@ def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
         for which in range(2):
             want = expected[which].expand(graphs_per_source, calls_per_graph, batch)
             assert torch.equal(outs[which], want), f"round {rounds}, source {which}"
+            outs[which].fill_(SENTINEL)
+
+
+def test_forked_streams_of_one_capture_do_not_share_split_row_state():
+    """A capture that forks onto a second stream: on replay the two
+    branches' calls may run at the same time, so each captured stream needs
+    a workspace of its own within the one graph."""
+    batch, vocab = 4, 151936
+    sources = [
+        _distinct_maxima(batch, vocab, torch.bfloat16, -1.0, lambda r: (100_000 + r,)),
+        _distinct_maxima(batch, vocab, torch.bfloat16, -2.0, lambda r: (7 + r, vocab - 1 - r)),
+    ]
+    expected = [torch.argmax(s, -1) for s in sources]
+    calls = 8
+    outs = [torch.full((calls, batch), SENTINEL, dtype=torch.int64, device=DEVICE) for _ in sources]
+    main, branch = torch.cuda.Stream(), torch.cuda.Stream()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=main):
+        branch.wait_stream(main)
+        for which, s in enumerate((main, branch)):
+            with torch.cuda.stream(s):
+                torch.cuda._sleep(1_000_000)  # both branches queue behind a wait
+                for c in range(calls):
+                    safe_greedy.greedy_sample(outs[which][c], sources[which])
+        main.wait_stream(branch)
+    for _ in range(5):
+        graph.replay()
+        torch.cuda.synchronize()
+        for which in range(2):
+            assert torch.equal(outs[which], expected[which].expand(calls, batch)), f"branch {which}"
             outs[which].fill_(SENTINEL)
 
 
