@@ -478,11 +478,11 @@ constexpr uint32_t kMaxCollectRounds = 1u << 20;
 // and leaves the row's slots zero. A launch that has its workspace to itself
 // cannot wait forever: every other block of the row took its ticket earlier,
 // so it is running, and it publishes its key without waiting for anything.
-// Two launches sharing a workspace at once (graphs captured on one stream,
-// replayed concurrently, which the workspace forbids) can zero each other's
-// slots; kMaxCollectRounds turns what would be a hang into a wrong answer,
-// which is what the fenced combine gives there, and row_answer() keeps even
-// that answer inside the row.
+// Two launches sharing a workspace at once can zero each other's slots. The
+// workspace's placement (greedy_gpu_workspace.h) leaves one way to do that:
+// two executable graphs instantiated from one capture, replayed at once.
+// There kMaxCollectRounds turns what would be a hang into a wrong answer, as
+// the fenced combine gives, and row_answer() keeps even that inside the row.
 __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, uint32_t own,
                                                Key own_key) {
   const uint32_t lane = threadIdx.x % kWarpSize;
@@ -530,8 +530,8 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 
 // The index a split row's combined key names. Launches that use their
 // workspace alone always combine a real key of this row; launches sharing one
-// (which the workspace forbids) may combine the empty key or another launch's
-// key, and get index 0 rather than one past the row.
+// (see collect_row_key()) may combine the empty key or another launch's key,
+// and get index 0 rather than one past the row.
 __device__ __forceinline__ uint32_t row_answer(Key combined, uint32_t vocab) {
   const uint32_t index = key_index(combined);
   return index < vocab ? index : 0u;

@@ -342,7 +342,7 @@ def _graph_check(device: torch.device, log) -> int:
         out = torch.empty(batch, dtype=torch.int64, device=device)
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):
-            greedy_sample(out, static)  # warm-up: the stream's workspace exists before capture
+            greedy_sample(out, static)  # warm-up, as a caller would: one eager call first
         torch.cuda.current_stream(device).wait_stream(stream)
         torch.cuda.synchronize(device)
         graph = torch.cuda.CUDAGraph()

@@ -176,8 +176,8 @@ _capture_streams: dict = {}
 
 def _capture_stream(device: torch.device) -> "torch.cuda.Stream":
     # One side stream per device for every capture: the kernels under test may
-    # keep per-stream state (safe_greedy keeps a workspace per stream), and a
-    # fresh stream per capture would create it again each time.
+    # keep per-stream state (safe_greedy's eager calls keep a workspace per
+    # stream), and a fresh stream per capture would create it again each time.
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _capture_streams:
         _capture_streams[index] = torch.cuda.Stream(device=index)
