@@ -16,12 +16,25 @@ struct Slots {
   int64_t rows;
 };
 
+// Puts this thread in the relaxed capture mode for its lifetime: memory is
+// allocated and zeroed, and a graph given a user object, while a stream may
+// be capturing in a stricter mode (torch's default) that refuses those calls.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode() { C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&previous_)); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&previous_); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode previous_ = cudaStreamCaptureModeRelaxed;
+};
+
 // Allocates and zeroes outside any stream capture that may be under way on
-// this thread: cudaMalloc and a synchronous memset are not capturable, and
-// the slots must be zero before the first launch, captured or not.
+// this thread (on a stream of its own, synchronously): the slots must be zero
+// before the first launch, captured or not.
 Slots create_slots(int64_t rows) {
-  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-  C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  const RelaxedCaptureMode relaxed;
   const size_t key_bytes = static_cast<size_t>(rows) * sizeof(Key);
   const size_t bytes = key_bytes + static_cast<size_t>(rows) * sizeof(uint32_t);
   void* memory = nullptr;
@@ -31,8 +44,6 @@ Slots create_slots(int64_t rows) {
   if (err == cudaSuccess) err = cudaMemsetAsync(memory, 0, bytes, side);
   if (err == cudaSuccess) err = cudaStreamSynchronize(side);
   if (side != nullptr) cudaStreamDestroy(side);
-  cudaStreamCaptureMode restored = mode;
-  cudaThreadExchangeStreamCaptureMode(&restored);
   if (err != cudaSuccess && memory != nullptr) cudaFree(memory);
   C10_CUDA_CHECK(err);
   auto* base = static_cast<unsigned char*>(memory);
@@ -140,9 +151,7 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t ro
   // Only the thread capturing this stream gets here for this key.
   auto* owned = new GraphOwned{key, take_free_slots(key.device, rows)};
   const Slots slots = owned->slots;
-  // As in create_slots(): whatever capture mode this thread is in.
-  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-  C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  const RelaxedCaptureMode relaxed;
   cudaUserObject_t object = nullptr;
   cudaError_t err = cudaUserObjectCreate(&object, owned, give_back, 1, cudaUserObjectNoDestructorSync);
   if (err == cudaSuccess) {
@@ -152,8 +161,6 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t ro
   } else {
     give_back(owned);
   }
-  cudaStreamCaptureMode restored = mode;
-  cudaThreadExchangeStreamCaptureMode(&restored);
   C10_CUDA_CHECK(err);
   {
     // A larger request than before in the same capture replaces the entry;
