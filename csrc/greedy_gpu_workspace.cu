@@ -22,7 +22,7 @@ struct Slots {
 class RelaxedCaptureMode {
  public:
   RelaxedCaptureMode() { C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&previous_)); }
-  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&previous_); }
+  ~RelaxedCaptureMode() { (void)cudaThreadExchangeStreamCaptureMode(&previous_); }
   RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
   RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
 
@@ -43,8 +43,9 @@ Slots create_slots(int64_t rows) {
   if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
   if (err == cudaSuccess) err = cudaMemsetAsync(memory, 0, bytes, side);
   if (err == cudaSuccess) err = cudaStreamSynchronize(side);
-  if (side != nullptr) cudaStreamDestroy(side);
-  if (err != cudaSuccess && memory != nullptr) cudaFree(memory);
+  // Releases report nothing: the error worth reporting is the first, above.
+  if (side != nullptr) (void)cudaStreamDestroy(side);
+  if (err != cudaSuccess && memory != nullptr) (void)cudaFree(memory);
   C10_CUDA_CHECK(err);
   auto* base = static_cast<unsigned char*>(memory);
   return Slots{Workspace{reinterpret_cast<Key*>(base),
@@ -157,7 +158,7 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t ro
   if (err == cudaSuccess) {
     err = cudaGraphRetainUserObject(graph, object, 1, cudaGraphUserObjectMove);
     // Dropping the reference that did not move gives the slots back.
-    if (err != cudaSuccess) cudaUserObjectRelease(object, 1);
+    if (err != cudaSuccess) (void)cudaUserObjectRelease(object, 1);
   } else {
     give_back(owned);
   }
