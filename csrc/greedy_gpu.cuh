@@ -478,11 +478,13 @@ constexpr uint32_t kMaxCollectRounds = 1u << 20;
 // and leaves the row's slots zero. A launch that has its workspace to itself
 // cannot wait forever: every other block of the row took its ticket earlier,
 // so it is running, and it publishes its key without waiting for anything.
-// Two launches sharing a workspace at once can zero each other's slots. The
-// workspace's placement (greedy_gpu_workspace.h) leaves one way to do that:
-// two executable graphs instantiated from one capture, replayed at once.
-// There kMaxCollectRounds turns what would be a hang into a wrong answer, as
-// the fenced combine gives, and row_answer() keeps even that inside the row.
+// Two launches sharing a workspace at once (greedy_gpu_workspace.h leaves
+// that possible only for executable graphs made from one capture and
+// replayed at the same time) take each other's tickets and zero each other's
+// slots: rows get wrong answers or none, and the workspace can stay dirty for
+// later launches, as with the fenced combine. kMaxCollectRounds only keeps
+// that from hanging; an index the kernel writes is still inside the row
+// (row_answer()).
 __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, uint32_t own,
                                                Key own_key) {
   const uint32_t lane = threadIdx.x % kWarpSize;

@@ -100,6 +100,16 @@ struct GraphOwned {
   Slots slots;
 };
 
+// Whether a graph's slots may serve a later capture. CUDA runs a user
+// object's destructor only after the launches of the graphs holding it are
+// done; ROCm before 6.3 is not known to wait for them, so there the slots are
+// never reused (a few kilobytes per destroyed graph).
+#if defined(USE_ROCM) && HIP_VERSION < 60300000
+constexpr bool kReuseGraphSlots = false;
+#else
+constexpr bool kReuseGraphSlots = true;
+#endif
+
 // Runs once the graph and every executable graph made from it are destroyed
 // and their launches are done, possibly on a driver thread where no CUDA call
 // is allowed. Every launch left the slots zero, so they go back as they came.
@@ -112,7 +122,7 @@ void give_back(void* owned) {
     if (it != all.in_capture.end() && it->second.workspace.row_keys == g->slots.workspace.row_keys) {
       all.in_capture.erase(it);
     }
-    all.free_by_device[g->key.device].push_back(g->slots);
+    if (kReuseGraphSlots) all.free_by_device[g->key.device].push_back(g->slots);
   }
   delete g;
 }
@@ -137,11 +147,15 @@ Slots take_free_slots(int device, int64_t rows) {
 
 // The workspace of one captured stream of one capture. Launches captured on
 // one stream are ordered in the graph, so they share it, as eager launches on
-// a stream do; other captures, and other streams of this one (forked work may
-// run concurrently), get their own. The graph keeps it (a user object) until
-// it is destroyed, so graphs captured on one stream may be replayed
-// concurrently: a replay is ordered after the previous replays of the same
-// executable graph, so launches of one graph node never overlap.
+// a stream do (unless the capture's dependencies are rewritten with
+// cudaStreamUpdateCaptureDependencies); other captures, and other streams of
+// this one (forked work may run concurrently), get their own. The graph keeps
+// it (a user object) until it is destroyed, so graphs captured on one stream
+// may be replayed concurrently: a replay is ordered after the previous
+// replays of the same executable graph, so launches of one graph node never
+// overlap. Executable graphs made from one capture (instantiated twice,
+// cloned, or embedded as a child graph) hold the same workspaces, and must
+// not be replayed at the same time.
 Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t rows) {
   CaptureSlots& all = capture_slots();
   {
@@ -149,10 +163,10 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t ro
     auto it = all.in_capture.find(key);
     if (it != all.in_capture.end() && it->second.rows >= rows) return it->second.workspace;
   }
+  const RelaxedCaptureMode relaxed;  // first: if it throws, nothing is held yet
   // Only the thread capturing this stream gets here for this key.
   auto* owned = new GraphOwned{key, take_free_slots(key.device, rows)};
   const Slots slots = owned->slots;
-  const RelaxedCaptureMode relaxed;
   cudaUserObject_t object = nullptr;
   cudaError_t err = cudaUserObjectCreate(&object, owned, give_back, 1, cudaUserObjectNoDestructorSync);
   if (err == cudaSuccess) {
@@ -180,6 +194,8 @@ Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
   cudaGraph_t graph = nullptr;
 #if defined(USE_ROCM)
   C10_CUDA_CHECK(hipStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
+#elif CUDART_VERSION < 12000
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
 #else
   C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, &capture_id, &graph));
 #endif

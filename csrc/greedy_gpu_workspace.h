@@ -25,8 +25,9 @@ struct Workspace {
 // share; a launch captured into a CUDA graph gets the workspace of its
 // captured stream in that capture, which the graph holds until it is
 // destroyed (later captures then reuse it), so graphs captured on one stream
-// may be replayed concurrently. (Executable graphs instantiated from one
-// captured graph share its workspaces: replay those one at a time.)
+// may be replayed concurrently. (Executable graphs made from one capture:
+// instantiated twice, cloned or embedded as a child graph, share its
+// workspaces: replay those one at a time.)
 Workspace workspace_for(int device, cudaStream_t stream, int64_t rows);
 
 }  // namespace gpu

@@ -479,8 +479,10 @@ def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
     own blocks only. Each capture holds a workspace of its own; sharing one,
     the two streams' blocks would max keys into each other's rows (the fenced
     combine) or take each other's tickets (the combine by collection).
-    The shapes cover both combines on an H100; the sources have their maxima
-    in different places, so any mixing shows."""
+    The shapes cover both combines on an H100 (batch 1 the fenced one, the
+    others collection). The sources have their maxima in different places;
+    the second's first maximum has the lower index, so mixing shows in the
+    first source's rows. 74f83ec's one workspace per stream fails this test."""
     sources = [
         _distinct_maxima(batch, vocab, dtype, -1.0, lambda r: (100_000 % vocab + r,)),
         _distinct_maxima(batch, vocab, dtype, -2.0, lambda r: (7 + r, vocab - 1 - r)),
@@ -520,7 +522,9 @@ def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
 def test_forked_streams_of_one_capture_do_not_share_split_row_state():
     """A capture that forks onto a second stream: on replay the two
     branches' calls may run at the same time, so each captured stream needs
-    a workspace of its own within the one graph."""
+    a workspace of its own within the one graph (a workspace per capture
+    alone would fail this; per stream, as before captures had their own,
+    passes it too)."""
     batch, vocab = 4, 151936
     sources = [
         _distinct_maxima(batch, vocab, torch.bfloat16, -1.0, lambda r: (100_000 + r,)),
@@ -549,8 +553,9 @@ def test_forked_streams_of_one_capture_do_not_share_split_row_state():
 
 def test_graph_workspaces_stay_clean_across_graph_lifetimes():
     """A destroyed graph's workspaces go back to a pool that later captures
-    draw from, so a workspace may serve many graphs in turn; each capture
-    here must answer as if its workspace were new. Shapes of both split-row
+    draw from (the driver returns them asynchronously, so whether a given
+    capture here reuses one is not checked), so a workspace may serve many
+    graphs in turn; each capture here must answer as if its workspace were new. Shapes of both split-row
     combines, graphs destroyed in a different order from their capture."""
     import gc
 
