@@ -458,14 +458,21 @@ def test_concurrent_streams_do_not_share_split_row_state():
     assert out_second.flatten().tolist() == [7] * calls
 
 
-def _distinct_maxima(batch, vocab, dtype, base, place_max):
-    """Rows of `base` with 1.0 wherever place_max(row) says: the answers are
-    the first of those places, different for every source below."""
-    logits = torch.full((batch, vocab), base, dtype=dtype, device=DEVICE)
-    for r in range(batch):
-        for i in place_max(r):
-            logits[r, i] = 1.0
-    return logits
+def _two_sources_with_distinct_maxima(batch, vocab, dtype):
+    """Two [batch, vocab] inputs whose rows have their maxima (1.0) in
+    different places: the first at 100000 (mod vocab) + row, the second tied
+    at 7 + row and vocab - 1 - row. Returns the inputs and torch's answers;
+    a combine that mixes the two shows in the first input's rows, since the
+    second's first maximum has the lower index."""
+    places = (lambda r: (100_000 % vocab + r,), lambda r: (7 + r, vocab - 1 - r))
+    sources = []
+    for base, place_max in zip((-1.0, -2.0), places):
+        logits = torch.full((batch, vocab), base, dtype=dtype, device=DEVICE)
+        for r in range(batch):
+            for i in place_max(r):
+                logits[r, i] = 1.0
+        sources.append(logits)
+    return sources, [torch.argmax(s, -1) for s in sources]
 
 
 @pytest.mark.parametrize(
@@ -480,14 +487,8 @@ def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
     the two streams' blocks would max keys into each other's rows (the fenced
     combine) or take each other's tickets (the combine by collection).
     The shapes cover both combines on an H100 (batch 1 the fenced one, the
-    others collection). The sources have their maxima in different places;
-    the second's first maximum has the lower index, so mixing shows in the
-    first source's rows. 74f83ec's one workspace per stream fails this test."""
-    sources = [
-        _distinct_maxima(batch, vocab, dtype, -1.0, lambda r: (100_000 % vocab + r,)),
-        _distinct_maxima(batch, vocab, dtype, -2.0, lambda r: (7 + r, vocab - 1 - r)),
-    ]
-    expected = [torch.argmax(s, -1) for s in sources]
+    others collection). 74f83ec's one workspace per stream fails this test."""
+    sources, expected = _two_sources_with_distinct_maxima(batch, vocab, dtype)
     graphs_per_source, calls_per_graph = 6, 8
     outs = [
         torch.full((graphs_per_source, calls_per_graph, batch), SENTINEL, dtype=torch.int64, device=DEVICE)
@@ -526,11 +527,7 @@ def test_forked_streams_of_one_capture_do_not_share_split_row_state():
     alone would fail this; per stream, as before captures had their own,
     passes it too)."""
     batch, vocab = 4, 151936
-    sources = [
-        _distinct_maxima(batch, vocab, torch.bfloat16, -1.0, lambda r: (100_000 + r,)),
-        _distinct_maxima(batch, vocab, torch.bfloat16, -2.0, lambda r: (7 + r, vocab - 1 - r)),
-    ]
-    expected = [torch.argmax(s, -1) for s in sources]
+    sources, expected = _two_sources_with_distinct_maxima(batch, vocab, torch.bfloat16)
     calls = 8
     outs = [torch.full((calls, batch), SENTINEL, dtype=torch.int64, device=DEVICE) for _ in sources]
     main, branch = torch.cuda.Stream(), torch.cuda.Stream()
