@@ -488,9 +488,16 @@ constexpr uint32_t kMaxCollectRounds = 1u << 20;
 __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, uint32_t own,
                                                Key own_key) {
   const uint32_t lane = threadIdx.x % kWarpSize;
+  // Lane `lane` looks after slots lane, lane + 32, ...; theirs[u]: slot
+  // u * 32 + lane belongs to another split of this row.
+  bool theirs[kCollectUnroll];
   Key got[kCollectUnroll];
 #pragma unroll
-  for (int u = 0; u < kCollectUnroll; ++u) got[u] = kEmptyKey;
+  for (int u = 0; u < kCollectUnroll; ++u) {
+    const uint32_t s = u * kWarpSize + lane;
+    theirs[u] = s < splits && s != own;
+    got[u] = kEmptyKey;
+  }
   bool waiting;
   uint32_t rounds = 0;
   do {
@@ -498,21 +505,16 @@ __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, 
     // waiting for several late blocks costs one round trip after the last.
 #pragma unroll
     for (int u = 0; u < kCollectUnroll; ++u) {
-      const uint32_t s = u * kWarpSize + lane;
-      if (s < splits && s != own && got[u] == kEmptyKey) got[u] = load_slot(&row_slots[s]);
+      if (theirs[u] && got[u] == kEmptyKey) got[u] = load_slot(&row_slots[u * kWarpSize + lane]);
     }
     waiting = false;
 #pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      const uint32_t s = u * kWarpSize + lane;
-      waiting |= s < splits && s != own && got[u] == kEmptyKey;
-    }
+    for (int u = 0; u < kCollectUnroll; ++u) waiting |= theirs[u] && got[u] == kEmptyKey;
   } while (any_in_warp(waiting) && ++rounds < kMaxCollectRounds);
   Key best = lane == 0 ? own_key : kEmptyKey;
 #pragma unroll
   for (int u = 0; u < kCollectUnroll; ++u) {
-    const uint32_t s = u * kWarpSize + lane;
-    if (s < splits && s != own) store_slot(&row_slots[s], kEmptyKey);
+    if (theirs[u]) store_slot(&row_slots[u * kWarpSize + lane], kEmptyKey);
     best = max_key(best, got[u]);
   }
   return warp_max_key(best);
