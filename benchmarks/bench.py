@@ -39,7 +39,10 @@ from HBM. ``k`` is at most 20000, and all buffers share one pool of at most
   median over 5-50 replays (about 20 ms of GPU time).
 * eager: loops of ordinary calls, continuing the rotation, between two events;
   median per-call time over 5 loops of 3-500 calls (about 10 ms each). Short
-  kernels are bound by launch overhead here.
+  kernels are bound by launch overhead here, which depends on the CPU core
+  (1.5x between the cores of one host), so before anything is timed the
+  process is pinned to the CPU that launches a small kernel fastest (recorded
+  with each CPU's launch cost; ``--no-pin-cpu`` leaves it unpinned).
 
 The whole sweep runs twice (``--passes``), and each contender's time in a cell
 is the lower of its two medians; both are recorded. A single pass left one or
@@ -398,6 +401,12 @@ def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
     progress(f"{results['meta']['device_name']}: L2 {l2 / 2**20:.0f} MiB, pool {pool_bytes / 2**30:.2f} GiB, "
              f"{len(plan)} cells")
     pool = speed.Pool(pool_bytes, device)
+    if args.pin_cpu:
+        results["cpu_pinning"] = speed.pin_to_quickest_cpu(device)
+        if results["cpu_pinning"]:
+            costs = results["cpu_pinning"]["launch_us_by_cpu"]
+            progress(f"pinned to CPU {results['cpu_pinning']['cpu']}: eager launch "
+                     f"{min(costs.values()):.2f} us there, {max(costs.values()):.2f} us on the slowest CPU")
 
     # References: what reading memory costs, and what a kernel costs.
     pool.fill(torch.float32)
@@ -709,6 +718,9 @@ def main(argv=None) -> int:
                         help="GPU: about this much GPU time per graph measurement")
     parser.add_argument("--cpu-seconds", type=float, default=0.3,
                         help="CPU: about this much time per contender and cell")
+    parser.add_argument("--no-pin-cpu", dest="pin_cpu", action="store_false",
+                        help="GPU: leave the process where the scheduler puts it instead of on the "
+                        "CPU that launches kernels fastest")
     parser.add_argument("--verbose", action="store_true", help="tracebacks of failing contenders")
     parser.add_argument("--commit", help="the commit being measured, where the source tree is a copy "
                         "without git metadata (recorded as given)")

@@ -30,7 +30,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -297,6 +297,61 @@ def cpu_time(
             break
     return statistics.median(samples)
 
+
+# ---------------------------------------------------------------------------
+# CPU placement of eager GPU timing
+#
+# An eager call on a small problem costs what the CPU spends launching it, and
+# that depends on the CPU core: on one 16-core H200 host, 8 cores launched a
+# safe_greedy call in 5.6-6.6 us and the other 8 in 8.3-9.5 us (torch.argmax
+# 8.3-10.7 us against 12.2-13.7 us). A process the scheduler moves between
+# such cores mixes both: in two unpinned sweeps on an H100 host, one build's
+# eager time of a batch-1 to 4 cell was about 5.5 us in one run and 8-11 us
+# in the other, cell by cell, either way round.
+
+
+def quickest_cpu(launch_us: Callable[[], float], cpus: Sequence[int]) -> Tuple[int, Dict[int, float]]:
+    """The CPU among ``cpus`` where ``launch_us()`` returned least, run with the
+    calling thread pinned to each in turn, and what it returned on each. The
+    thread's affinity is restored before returning."""
+    if not cpus:
+        raise ValueError("quickest_cpu: no CPUs to choose from")
+    before = os.sched_getaffinity(0)
+    costs: Dict[int, float] = {}
+    try:
+        for cpu in cpus:
+            os.sched_setaffinity(0, {cpu})
+            costs[cpu] = launch_us()
+    finally:
+        os.sched_setaffinity(0, before)
+    return min(costs, key=lambda cpu: (costs[cpu], cpu)), costs
+
+
+def pin_to_quickest_cpu(device: torch.device, launches: int = 200, repeats: int = 3) -> Optional[Dict]:
+    """Pins the calling thread to the allowed CPU that launches a small kernel
+    on ``device`` fastest, so that every eager time of a run is taken from
+    the same core. Returns the choice and each CPU's launch cost in
+    microseconds (median of ``repeats`` loops of ``launches`` calls), or None
+    where the platform cannot pin threads."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    tiny = torch.zeros(1, device=device)
+
+    def launch_us() -> float:
+        samples = []
+        for _ in range(repeats):
+            torch.cuda.synchronize(device)
+            began = time.perf_counter()
+            for _ in range(launches):
+                tiny.add_(1)
+            samples.append((time.perf_counter() - began) / launches * 1e6)
+        torch.cuda.synchronize(device)
+        return statistics.median(samples)
+
+    launch_us()  # warm-up: the first launches pay for loading the kernel
+    cpu, costs = quickest_cpu(launch_us, sorted(os.sched_getaffinity(0)))
+    os.sched_setaffinity(0, {cpu})
+    return {"cpu": cpu, "launch_us_by_cpu": {str(c): round(t, 3) for c, t in costs.items()}}
 
 # ---------------------------------------------------------------------------
 # The short speed table of `python -m safe_greedy`
