@@ -82,6 +82,12 @@ def markdown(results: Dict) -> str:
                      f"{empty['graph_us']:.2f} us under graph replay, {empty['eager_us']:.2f} us eager "
                      f"({empty['what']}).")
         lines.append("")
+    pinning = results.get("cpu_pinning")
+    if pinning:
+        costs = pinning["launch_us_by_cpu"]
+        lines.append(f"Pinned to CPU {pinning['cpu']}, the fastest of {len(costs)} to launch a small kernel "
+                     f"eagerly ({min(costs.values()):.2f} us; the slowest {max(costs.values()):.2f} us).")
+        lines.append("")
     if results.get("passes", 1) > 1:
         lines.append(f"Each time is the lower of {results['passes']} passes' medians (the sweep ran "
                      f"{results['passes']} times over).")
