@@ -5,6 +5,7 @@
 // the fake kernel for tracing lives in python/safe_greedy/ops.py.
 #include <Python.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
@@ -12,19 +13,26 @@
 
 namespace {
 
-// What torch's generated kernels do for its own in-place ops: count the write
-// in out's version counter, so that autograd refuses a backward that saved
-// out before this call, and torch refuses to write an inference tensor
-// outside inference mode. Counted before the kernel runs, so that the refusal
-// leaves out untouched; a call whose arguments are then refused has counted
-// a write it did not make, which can only make autograd stricter.
+// What torch does around its own in-place ops: an inference tensor is refused
+// outside inference mode before anything is written, and a write that
+// happened is counted in out's version counter, so that autograd refuses a
+// backward that saved out before this call. Counted after the kernel
+// returns, so a call refused for its arguments counts nothing. (Inside
+// inference mode this kernel still runs when either tensor is a normal one;
+// an inference tensor has no counter, and bumping it there does nothing.)
 void greedy_sample_count_write(c10::DispatchKeySet keys, at::Tensor& out, const at::Tensor& logits) {
-  torch::autograd::impl::bump_version(out);
+  TORCH_CHECK(!out.is_inference() || c10::InferenceMode::is_enabled(),
+              "greedy_sample: out is an inference tensor, which torch lets in-place ops write only "
+              "inside inference mode (torch.inference_mode()); write into a clone made outside it, "
+              "or call inside it");
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("safe_greedy::greedy_sample", "")
                              .typed<void(at::Tensor&, const at::Tensor&)>();
-  at::AutoDispatchBelowADInplaceOrView below;
-  op.redispatch(keys & c10::after_ADInplaceOrView_keyset, out, logits);
+  {
+    at::AutoDispatchBelowADInplaceOrView below;
+    op.redispatch(keys & c10::after_ADInplaceOrView_keyset, out, logits);
+  }
+  torch::autograd::impl::bump_version(out);
 }
 
 }  // namespace

@@ -179,6 +179,27 @@ def test_writing_out_counts_in_its_version(device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_normal_out_written_inside_inference_mode_counts_the_write(device):
+    # As for torch's own in-place ops: inference mode skips autograd, not the
+    # version counters of normal tensors.
+    out = torch.zeros(3, dtype=torch.int64, device=device)
+    before = out._version
+    with torch.inference_mode():
+        safe_greedy.greedy_sample(out, torch.randn(3, 5, device=device))
+    assert out._version > before
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_a_refused_call_leaves_the_version_as_it_was(device):
+    # Nothing was written, so autograd has nothing to refuse.
+    out = torch.zeros(3, dtype=torch.int64, device=device)
+    before = out._version
+    with pytest.raises(RuntimeError, match=r"one entry per row"):
+        safe_greedy.greedy_sample(out, torch.randn(4, 5, device=device))
+    assert out._version == before
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 def test_backward_refuses_an_index_overwritten_after_it_was_saved(device):
     # gather saves its index for backward; overwriting the index in place must
     # make backward raise, as it does for torch's own in-place ops, not
@@ -199,10 +220,14 @@ def test_inference_tensor_out(device):
         safe_greedy.greedy_sample(out, logits)  # written inside inference mode
     assert out.tolist() == [1, 0]
     # Outside inference mode torch refuses in-place writes to it; so does this
-    # op, before writing.
+    # op, before writing, whether logits is an inference tensor or not.
     out_before = out.clone()
-    with pytest.raises(RuntimeError, match=r"[Ii]nference tensor"):
+    with pytest.raises(RuntimeError, match=r"out is an inference tensor"):
         safe_greedy.greedy_sample(out, logits.flip(1))
+    with torch.inference_mode():
+        inference_logits = logits.flip(1)
+    with pytest.raises(RuntimeError, match=r"out is an inference tensor"):
+        safe_greedy.greedy_sample(out, inference_logits)
     assert torch.equal(out, out_before)
 
 
