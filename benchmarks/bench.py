@@ -41,8 +41,8 @@ from HBM. ``k`` is at most 20000, and all buffers share one pool of at most
   median per-call time over 5 loops of 3-500 calls (about 10 ms each). Short
   kernels are bound by launch overhead here, which depends on the CPU core
   (1.5x between the cores of one host), so before anything is timed the
-  process is pinned to the CPU that launches a small kernel fastest (recorded
-  with each CPU's launch cost; ``--no-pin-cpu`` leaves it unpinned).
+  sweep's thread is pinned to the CPU that launches a small kernel fastest
+  (recorded with each CPU's launch cost; ``--no-pin-cpu`` leaves it unpinned).
 
 The whole sweep runs twice (``--passes``), and each contender's time in a cell
 is the lower of its two medians; both are recorded. A single pass left one or

@@ -353,6 +353,7 @@ def pin_to_quickest_cpu(device: torch.device, launches: int = 200, repeats: int 
     os.sched_setaffinity(0, {cpu})
     return {"cpu": cpu, "launch_us_by_cpu": {str(c): round(t, 3) for c, t in costs.items()}}
 
+
 # ---------------------------------------------------------------------------
 # The short speed table of `python -m safe_greedy`
 
