@@ -7,6 +7,8 @@ torch.compile(fullgraph=True) work. torch.compile on the CPU is slow (it builds
 C++), so the compiled tests here are few and small.
 """
 
+import contextlib
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -170,21 +172,14 @@ def test_meta_logits_with_a_cpu_out_are_refused():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", [contextlib.nullcontext, torch.inference_mode], ids=["normal", "inference_mode"])
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_writing_out_counts_in_its_version(device):
+def test_writing_out_counts_in_its_version(device, mode):
+    # Inside inference mode too, as for torch's own in-place ops: it skips
+    # autograd, not the version counters of normal tensors.
     out = torch.zeros(3, dtype=torch.int64, device=device)
     before = out._version
-    safe_greedy.greedy_sample(out, torch.randn(3, 5, device=device))
-    assert out._version > before
-
-
-@pytest.mark.parametrize("device", DEVICE_PARAMS)
-def test_a_normal_out_written_inside_inference_mode_counts_the_write(device):
-    # As for torch's own in-place ops: inference mode skips autograd, not the
-    # version counters of normal tensors.
-    out = torch.zeros(3, dtype=torch.int64, device=device)
-    before = out._version
-    with torch.inference_mode():
+    with mode():
         safe_greedy.greedy_sample(out, torch.randn(3, 5, device=device))
     assert out._version > before
 
@@ -222,12 +217,11 @@ def test_inference_tensor_out(device):
     # Outside inference mode torch refuses in-place writes to it; so does this
     # op, before writing, whether logits is an inference tensor or not.
     out_before = out.clone()
-    with pytest.raises(RuntimeError, match=r"out is an inference tensor"):
-        safe_greedy.greedy_sample(out, logits.flip(1))
     with torch.inference_mode():
         inference_logits = logits.flip(1)
-    with pytest.raises(RuntimeError, match=r"out is an inference tensor"):
-        safe_greedy.greedy_sample(out, inference_logits)
+    for other_logits in (logits.flip(1), inference_logits):
+        with pytest.raises(RuntimeError, match=r"out is an inference tensor"):
+            safe_greedy.greedy_sample(out, other_logits)
     assert torch.equal(out, out_before)
 
 
