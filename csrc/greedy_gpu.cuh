@@ -541,6 +541,13 @@ __device__ __forceinline__ uint32_t row_answer(Key combined, uint32_t vocab) {
   return index < vocab ? index : 0u;
 }
 
+// Writes row `row`'s token id into the output (any integer dtype, any row
+// stride): the one place every kernel path stores its answer.
+template <class OutT>
+__device__ __forceinline__ void write_answer(const Params& p, int64_t row, uint32_t index) {
+  static_cast<OutT*>(p.out)[row * p.out_stride] = static_cast<OutT>(index);
+}
+
 // One item of a row per block: the whole row, or one split of it, which the
 // last of the row's blocks to finish combines with the others.
 template <int kThreads, class T, class OutT, bool kContiguous>
@@ -562,7 +569,6 @@ __device__ __forceinline__ void read_item(const Params& p) {
   Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x)
                       : strided_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x);
   k = block_max_key<kThreads>(k);
-  OutT* out = static_cast<OutT*>(p.out);
   if (collected) {
     // Warp 0 holds the block's key (lane 0) and ticket.
     if (threadIdx.x >= kWarpSize) return;
@@ -572,14 +578,12 @@ __device__ __forceinline__ void read_item(const Params& p) {
       return;
     }
     const Key final_key = collect_row_key(row_slots, p.splits, split, k);
-    if (threadIdx.x == 0) {
-      out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(row_answer(final_key, p.vocab));
-    }
+    if (threadIdx.x == 0) write_answer<OutT>(p, row, row_answer(final_key, p.vocab));
     return;
   }
   if (threadIdx.x != 0) return;
   if (!split_rows) {
-    out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(key_index(k));
+    write_answer<OutT>(p, row, key_index(k));
     return;
   }
   // Publish this block's key, then count it in. The count is a release (this
@@ -591,7 +595,7 @@ __device__ __forceinline__ void read_item(const Params& p) {
   if (arrived != p.splits - 1) return;
   const Key final_key = atomicExch(reinterpret_cast<unsigned long long*>(&p.row_keys[row]), 0ull);
   p.row_arrivals[row] = 0;
-  out[static_cast<int64_t>(row) * p.out_stride] = static_cast<OutT>(row_answer(final_key, p.vocab));
+  write_answer<OutT>(p, row, row_answer(final_key, p.vocab));
 }
 
 // Several whole, contiguous rows per block, kRowThreads threads to a row. The
@@ -609,9 +613,7 @@ __device__ __forceinline__ void read_whole_rows(const Params& p) {
     k = contiguous_item_key<kRowThreads, T>(row_ptr, p, 0, tid);
   }
   k = group_max_key<kThreads, kRowThreads>(k);
-  if (tid == 0 && in_batch) {
-    static_cast<OutT*>(p.out)[row * p.out_stride] = static_cast<OutT>(key_index(k));
-  }
+  if (tid == 0 && in_batch) write_answer<OutT>(p, row, key_index(k));
 }
 
 template <int kThreads, int kRowThreads, class T, class OutT, bool kContiguous>
