@@ -11,7 +11,9 @@ bench.py (``safe_greedy.speed``), in one run:
   its launch (blocks, threads per block) is read from a profiler trace;
 * ``chunked``: a pure read laid out like that launch: as many blocks of as many
   threads, each reading one contiguous chunk with four 16-byte loads in flight
-  a thread, with no per-element key work, no block reduction and no combine;
+  a thread, with no per-element key work, no block reduction and no combine
+  (pure reads skip the last bytes of a tensor that is not a whole number of
+  16-byte vectors: under 16 bytes);
 * ``grid_stride``: the fastest of grid-stride pure reads of 1-16 blocks of 256
   threads per multiprocessor and 4 or 8 loads in flight a thread: what reading
   these bytes costs with the best launch found here;
