@@ -3,7 +3,8 @@
 // what reading those bytes costs on this GPU with a given launch layout. They
 // write nothing unless a 32-bit word of the data equals kNeverSeen, which keeps
 // the compiler from dropping the loads (randn logits never contain it).
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
 #include <cstdint>
@@ -78,7 +79,7 @@ void read_grid_stride(const at::Tensor& data, const at::Tensor& sink, int64_t bl
   int64_t vectors = 0;
   const uint4* p = vectors_of(data, &vectors);
   TORCH_CHECK(blocks >= 1 && blocks <= INT32_MAX, "read_floor: bad block count ", blocks);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (unroll == 4) {
     grid_stride_read<256, 4><<<blocks, 256, 0, stream>>>(p, vectors, sink_of(sink));
   } else if (unroll == 8) {
@@ -94,7 +95,7 @@ void read_chunked(const at::Tensor& data, const at::Tensor& sink, int64_t blocks
   const uint4* p = vectors_of(data, &vectors);
   TORCH_CHECK(blocks >= 1 && blocks <= INT32_MAX, "read_floor: bad block count ", blocks);
   const int64_t chunk = (vectors + blocks - 1) / blocks;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   switch (threads) {
     case 128: chunked_read<128><<<blocks, 128, 0, stream>>>(p, vectors, chunk, sink_of(sink)); break;
     case 256: chunked_read<256><<<blocks, 256, 0, stream>>>(p, vectors, chunk, sink_of(sink)); break;
