@@ -17,23 +17,33 @@ __device__ __forceinline__ unsigned word_max(uint4 v) {
   return max(max(v.x, v.y), max(v.z, v.w));
 }
 
+// The largest 32-bit word among the vectors first, first + step, ... below
+// end, read kUnroll loads at a time: the one loop both layouts below run.
+template <int kUnroll>
+__device__ __forceinline__ unsigned read_every_step(const uint4* __restrict__ data, int64_t first,
+                                                    int64_t step, int64_t end) {
+  unsigned seen = 0;
+  int64_t i = first;
+  for (; i + (kUnroll - 1) * step < end; i += kUnroll * step) {
+    uint4 loaded[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) loaded[u] = __ldcs(data + i + u * step);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) seen = max(seen, word_max(loaded[u]));
+  }
+  for (; i < end; i += step) seen = max(seen, word_max(__ldcs(data + i)));
+  return seen;
+}
+
 // Grid-stride: iteration n of all blocks reads one contiguous stretch of
 // gridDim.x * kThreads * kUnroll vectors, the layout a plain streaming kernel
 // uses.
 template <int kThreads, int kUnroll>
 __global__ void __launch_bounds__(kThreads)
     grid_stride_read(const uint4* __restrict__ data, int64_t vectors, unsigned* sink) {
-  unsigned seen = 0;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
-  int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  for (; i + (kUnroll - 1) * stride < vectors; i += kUnroll * stride) {
-    uint4 loaded[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) loaded[u] = __ldcs(data + i + u * stride);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) seen = max(seen, word_max(loaded[u]));
-  }
-  for (; i < vectors; i += stride) seen = max(seen, word_max(__ldcs(data + i)));
+  const unsigned seen = read_every_step<kUnroll>(
+      data, static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x,
+      static_cast<int64_t>(gridDim.x) * kThreads, vectors);
   if (seen == kNeverSeen) *sink = seen;
 }
 
@@ -44,19 +54,9 @@ __global__ void __launch_bounds__(kThreads)
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
     chunked_read(const uint4* __restrict__ data, int64_t vectors, int64_t chunk, unsigned* sink) {
-  constexpr int kUnroll = 4;
-  unsigned seen = 0;
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * chunk;
   const int64_t end = begin + chunk < vectors ? begin + chunk : vectors;
-  int64_t i = begin + threadIdx.x;
-  for (; i + (kUnroll - 1) * kThreads < end; i += kUnroll * kThreads) {
-    uint4 loaded[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) loaded[u] = __ldcs(data + i + u * kThreads);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) seen = max(seen, word_max(loaded[u]));
-  }
-  for (; i < end; i += kThreads) seen = max(seen, word_max(__ldcs(data + i)));
+  const unsigned seen = read_every_step<4>(data, begin + threadIdx.x, kThreads, end);
   if (seen == kNeverSeen) *sink = seen;
 }
 
