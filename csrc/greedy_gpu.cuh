@@ -5,7 +5,7 @@
 // tests/gpu_compile compiles it for AMD targets without torch.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
-//   * A block reads one item: a whole row, or one of `splits` consecutive
+//   * A block reads one item: a whole row, or one of `splits` interleaved
 //     parts of it, so that a short batch still fills the GPU. Unsplit rows are
 //     a 1-D grid, which holds any batch; split rows (only short batches are
 //     split) a (splits, rows) grid. Short rows at large batch go the other
@@ -39,18 +39,10 @@
 #endif
 
 #include "greedy_key.h"
-#include "greedy_plan.h"  // kMaxCollectedSplits
+#include "greedy_plan.h"  // kUnroll, kMaxCollectedSplits
 
 namespace safe_greedy {
 namespace gpu {
-
-// 16-byte loads in flight per thread per iteration. Overridable at build
-// time for tuning sweeps. The block size is a template parameter of the
-// kernel, chosen per launch by the plan (greedy_plan.h).
-#ifndef SAFE_GREEDY_UNROLL
-#define SAFE_GREEDY_UNROLL 4
-#endif
-constexpr int kUnroll = SAFE_GREEDY_UNROLL;
 
 // The hardware's warp width, as a compile-time constant: ROCm's warpSize is not
 // constexpr, AMD CDNA (gfx9) runs 64-wide waves, RDNA and NVIDIA 32-wide.
@@ -224,6 +216,23 @@ __device__ __forceinline__ uint4 load_vector(const uint4* p) {
 #endif
 }
 
+// load_vector() where `wanted`, else zeros, as one predicated load on CUDA.
+// Written as such because the partial iteration's loads, left to the
+// compiler, can come out one branch each, or be issued one at a time.
+__device__ __forceinline__ uint4 load_vector_if(const uint4* p, bool wanted) {
+#if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  uint4 v = make_uint4(0u, 0u, 0u, 0u);
+  asm volatile(
+      "{\n .reg .pred q;\n setp.ne.u32 q, %5, 0;\n"
+      " @q ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n}"
+      : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+      : "l"(p), "r"(static_cast<uint32_t>(wanted)));
+  return v;
+#else
+  return wanted ? *p : make_uint4(0u, 0u, 0u, 0u);
+#endif
+}
+
 // A running maximum over elements visited in increasing index order, in the
 // float domain. `index` starts at the first index the owner will visit, so an
 // owner whose first element is -inf still reports it; owners that visit
@@ -290,7 +299,7 @@ struct Params {
   int64_t column_stride;  // elements between columns (1 for the fast path)
   uint32_t vocab;
   uint32_t splits;             // items per row
-  uint32_t units_per_split;    // vectors (contiguous) or elements (strided)
+  uint32_t units_per_split;    // elements per item of a strided row (contiguous ones interleave)
   // Zero between calls; used when splits > 1. row_keys holds a key per row
   // (fenced combine) or a slot per item (collected combine): see read_item().
   Key* row_keys;               // [rows * splits]
@@ -298,11 +307,20 @@ struct Params {
   int64_t rows;                // the batch
 };
 
-// The key of thread `tid` of the kThreads that read item (row, split) of a
-// row whose vocab dimension is contiguous, over its share of the item.
+// The key of thread `tid` of the kThreads that read item `split` of the
+// `splits` of a row whose vocab dimension is contiguous, over its share of
+// the row. (`splits` is an argument, not p.splits, so that blocks that read
+// whole rows pass a constant 1 and keep their loads unrolled.)
+//
+// The row's items interleave: the row's vectors are dealt out in strips of
+// kThreads, strip j to item j % splits, and a thread reads its own place in
+// each of its item's strips. Against each item reading one consecutive range,
+// side by side on an H100 (graph replay, L2-cold, 207 cells of batch 1-4096,
+// 3 runs alternating): 0.979x the time overall, 2-3% less at batch 1-64 and
+// 0-0.3% less from batch 128 on (see docs/PERFORMANCE.md).
 template <int kThreads, class T>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
-                                                   uint32_t split, int tid) {
+                                                   uint32_t splits, uint32_t split, int tid) {
   constexpr int kElems = Vector<T>::kElements;
   static_assert(kThreads >= kElems, "the tail takes one thread per element");
   static_assert(2 * kThreads * sizeof(T) >= 128, "the head takes at most two elements a thread");
@@ -317,10 +335,6 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   const uint32_t body_end = head + vectors * kElems;  // first tail element
   const uint4* __restrict__ vec = reinterpret_cast<const uint4*>(row + head);
 
-  const uint32_t v_begin = split * p.units_per_split;
-  const uint32_t v_end_unclamped = v_begin + p.units_per_split;
-  const uint32_t v_end = v_end_unclamped < vectors ? v_end_unclamped : vectors;
-
   // The scalar head (under 128 bytes) and tail (fewer than kElems elements)
   // belong to the first item and are read after the body. Prefetched into L2
   // first, so that a row that is not a whole number of aligned vectors does
@@ -334,42 +348,43 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   if (has_head) prefetch_l2(row + tid);
   if (has_tail) prefetch_l2(row + tail_index);
 
-  Key k = kEmptyKey;
-  if (v_begin < v_end) {
-    // Accumulator u visits vectors v_begin + u*kThreads + tid + n*kUnroll*kThreads.
-    RunningMax acc[kUnroll];
+  // Vectors between one of this item's strips and its next. An iteration
+  // reads kUnroll strips; accumulator u visits the vectors of strips u,
+  // u + kUnroll, ... of the item, in increasing index order.
+  const uint32_t stride = splits * kThreads;
+  const uint32_t first = split * kThreads + tid;
+  RunningMax acc[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) acc[u].start(head + (v_begin + u * kThreads + tid) * kElems);
-    uint32_t base = v_begin;
-    // Whole iterations: every load in range, no checks.
-    for (; base + kUnroll * kThreads <= v_end; base += kUnroll * kThreads) {
-      uint4 loaded[kUnroll];
+  for (int u = 0; u < kUnroll; ++u) acc[u].start(head + (first + u * stride) * kElems);
+  // Whole iterations, tested on the block's first strip so that the test is
+  // the same in every thread: every load in range, no checks.
+  uint32_t strip = split * kThreads;
+  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+    uint4 loaded[kUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + base + u * kThreads + tid);
+    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * stride + tid);
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        visit_vector<T>(acc[u], loaded[u], head + (base + u * kThreads + tid) * kElems);
-      }
+    for (int u = 0; u < kUnroll; ++u) {
+      visit_vector<T>(acc[u], loaded[u], head + (strip + u * stride + tid) * kElems);
     }
-    // The last, partial iteration: each load checked against the end by index.
-    if (base < v_end) {
-      uint4 loaded[kUnroll];
+  }
+  // The last, partial iteration: each load predicated on its index.
+  if (strip < vectors) {
+    uint4 loaded[kUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint32_t v = base + u * kThreads + tid;
-        if (v < v_end) loaded[u] = load_vector(vec + v);
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint32_t v = base + u * kThreads + tid;
-        if (v < v_end) visit_vector<T>(acc[u], loaded[u], head + v * kElems);
-      }
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint32_t v = strip + u * stride + tid;
+      loaded[u] = load_vector_if(vec + v, v < vectors);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      k = max_key(k, acc[u].key(v_begin + u * kThreads + tid < v_end));
+      const uint32_t v = strip + u * stride + tid;
+      if (v < vectors) visit_vector<T>(acc[u], loaded[u], head + v * kElems);
     }
   }
+  Key k = kEmptyKey;
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) k = max_key(k, acc[u].key(first + u * stride < vectors));
 
   if (has_head) k = max_key(k, make_key(Vector<T>::scalar(row + tid), tid));
   // Groups of 32 threads reading 16-bit rows: up to 63 head elements.
@@ -566,7 +581,7 @@ __device__ __forceinline__ void read_item(const Params& p) {
   uint32_t ticket = 0;
   if (collected && threadIdx.x == 0) ticket = take_ticket(&p.row_arrivals[row], p.splits);
 
-  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x)
+  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, p.splits, split, threadIdx.x)
                       : strided_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x);
   k = block_max_key<kThreads>(k);
   if (collected) {
@@ -610,7 +625,7 @@ __device__ __forceinline__ void read_whole_rows(const Params& p) {
   Key k = kEmptyKey;
   if (in_batch) {
     const T* row_ptr = static_cast<const T*>(p.logits) + row * p.row_stride;
-    k = contiguous_item_key<kRowThreads, T>(row_ptr, p, 0, tid);
+    k = contiguous_item_key<kRowThreads, T>(row_ptr, p, 1, 0, tid);
   }
   k = group_max_key<kThreads, kRowThreads>(k);
   if (tid == 0 && in_batch) write_answer<OutT>(p, row, key_index(k));

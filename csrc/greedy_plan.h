@@ -15,9 +15,20 @@ inline int64_t row_units(int64_t vocab, bool contiguous, int elements_per_vector
   return contiguous ? vocab / elements_per_vector : vocab;
 }
 
+// 16-byte loads in flight per thread per iteration of the kernel. Overridable
+// at build time for tuning sweeps.
+#ifndef SAFE_GREEDY_UNROLL
+#define SAFE_GREEDY_UNROLL 4
+#endif
+constexpr int kUnroll = SAFE_GREEDY_UNROLL;
+
 struct LaunchPlan {
   uint32_t splits;           // blocks per row
-  uint32_t units_per_split;  // 16-byte vectors (contiguous rows) or elements (strided rows)
+  // Strided rows: the elements of each item, which reads them consecutively.
+  // Contiguous rows: the vectors of each item to within one strip of
+  // threads_per_block vectors, as their items interleave strip by strip
+  // (contiguous_item_key() in greedy_gpu.cuh).
+  uint32_t units_per_split;
 };
 
 // An item's least work, in 16-byte vectors per thread. Measured on an H100
@@ -30,11 +41,11 @@ struct LaunchPlan {
 constexpr int64_t kMinVectorsPerThread = SAFE_GREEDY_MIN_VECTORS_PER_THREAD;
 constexpr int64_t kMinElementsPerThread = 8;
 
-// A row one block reads in a single iteration (every thread's loads in flight
-// at once: the kernel's kUnroll) is never split: splitting it cannot shorten
+// A row one block reads in a single iteration (every thread's kUnroll loads
+// in flight at once) is never split: splitting it cannot shorten
 // the one memory round trip, and the combine would add 0.7 us (measured on an
 // H100: 2.0 us without the combine against 2.76 us with it at 1 x 32000).
-constexpr int64_t kOneIterationVectorsPerThread = 4;
+constexpr int64_t kOneIterationVectorsPerThread = kUnroll;
 
 // How many blocks a short batch is split into: half of those resident at
 // once. Measured on an H100 (graph replay, L2-cold, 6 resident blocks of 256

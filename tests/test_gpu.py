@@ -732,15 +732,16 @@ def test_split_row_batch_sizes_at_151936(batch, dtype):
 
 
 @pytest.mark.parametrize("offset", [1, 2, 3])
-def test_split_row_whose_last_split_reads_nothing(offset):
+def test_split_row_whose_last_item_is_cut_short(offset):
     """A row that starts off a 128-byte boundary has fewer whole aligned
     vectors than its length suggests; its elements before the boundary are
-    read one at a time by the first split. An fp32 row of 263172 at batch 1
-    is split into 257 shares of 257 vectors (on any GPU that holds more than
-    514 blocks of 256 threads at once), so the last share of such a row is
-    empty. Its block must still report to the row's combine, or the combine
-    would wait for it forever. The maximum sits in the last whole vector,
-    read by the share before."""
+    read one at a time by the first item. An fp32 row of 263172 at batch 1
+    is split into 257 items (on any GPU that holds more than 514 blocks of
+    256 threads at once), which interleave in strips of 256 vectors: one
+    strip each, the last cut to 249 vectors by the 1-3 elements before the
+    boundary. The maximum sits three from the end: in the last whole vector,
+    the last one that item's predicated loads may read (offsets 1 and 2), or
+    in the tail after it, read one element at a time (offset 3)."""
     vocab = 263172
     storage = torch.randn(vocab + offset, device=DEVICE)
     logits = storage[offset:].view(1, vocab)
@@ -749,6 +750,35 @@ def test_split_row_whose_last_split_reads_nothing(offset):
         result = run_greedy(logits, out_dtype)
         assert_argmax_result(result, logits)
         assert result.item() == vocab - 3
+
+
+@settings(max_examples=scaled_examples(0.5))
+@given(
+    dtype=st.sampled_from(LOGIT_DTYPES),
+    batch=st.integers(1, 4),
+    vocab=st.integers(40000, 270000),
+    offset=st.integers(0, 7),
+    strip_vectors=st.sampled_from([32, 64, 128, 256, 512]),
+    strips=st.lists(st.integers(0, 2100), min_size=1, max_size=6),
+    shift=st.integers(-70, 70),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_row_ties_where_interleaved_items_meet(
+    dtype, batch, vocab, offset, strip_vectors, strips, shift, seed
+):
+    """Small batches at a large vocab split each row into items that take
+    turns over strips of the row, a block's width of 16-byte vectors each.
+    Tied maxima around the starts of strips (for several block widths, in
+    rows starting anywhere in a cache line) put the answer's rivals in
+    different items, so the combine across items decides it: the first
+    must win."""
+    elements_per_strip = strip_vectors * (16 // dtype.itemsize)
+    g = torch.Generator().manual_seed(seed)
+    storage = torch.randn(batch, vocab + offset, generator=g).to(dtype)
+    logits = storage.to(DEVICE)[:, offset:]
+    for strip in strips:
+        logits[:, min(max(strip * elements_per_strip + shift, 0), vocab - 1)] = 1e4
+    assert_argmax_result(run_greedy(logits), logits)
 
 
 @pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)

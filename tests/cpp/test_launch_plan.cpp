@@ -17,6 +17,7 @@ using safe_greedy::gpu::kShortRowThreads;
 using safe_greedy::gpu::kShortRowUnits;
 using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
+using safe_greedy::gpu::kUnroll;
 using safe_greedy::gpu::kWideBlockThreads;
 using safe_greedy::gpu::ResidentBlocks;
 using safe_greedy::gpu::row_units;
@@ -33,25 +34,37 @@ namespace {
 
 // Replays the contiguous kernel's split of one row (contiguous_item_key) for
 // a row starting `head` elements before a 128-byte boundary, read by
-// `threads` threads an item, in the kernel's own 32-bit arithmetic, and counts
-// how often each element is read.
+// `threads` threads an item, in the kernel's own 32-bit arithmetic (items
+// interleave in strips of `threads` vectors; whole iterations of kUnroll
+// strips, then one partial), and counts how often each element is read.
 bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_t head,
                                 int threads, const LaunchPlan& plan) {
   std::vector<uint8_t> reads(vocab, 0);
   const uint32_t kElems = static_cast<uint32_t>(elements_per_vector);
+  const uint32_t kThreads = static_cast<uint32_t>(threads);
   head = head < vocab ? head : vocab;
   const uint32_t vectors = (vocab - head) / kElems;
   const uint32_t body_end = head + vectors * kElems;
+  const uint32_t stride = plan.splits * kThreads;
   for (uint32_t split = 0; split < plan.splits; ++split) {
-    const uint32_t v_begin = split * plan.units_per_split;
-    const uint32_t v_end_unclamped = v_begin + plan.units_per_split;
-    const uint32_t v_end = v_end_unclamped < vectors ? v_end_unclamped : vectors;
-    for (uint32_t v = v_begin; v < v_end; ++v) {
-      for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
-    }
-    if (split == 0) {
-      for (uint32_t tid = 0; tid < static_cast<uint32_t>(threads); ++tid) {
-        for (uint32_t i = tid; i < head; i += threads) ++reads[i];
+    for (uint32_t tid = 0; tid < kThreads; ++tid) {
+      uint32_t strip = split * kThreads;
+      for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+        for (int u = 0; u < kUnroll; ++u) {
+          const uint32_t v = strip + u * stride + tid;
+          for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
+        }
+      }
+      if (strip < vectors) {
+        for (int u = 0; u < kUnroll; ++u) {
+          const uint32_t v = strip + u * stride + tid;
+          if (v < vectors) {
+            for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
+          }
+        }
+      }
+      if (split == 0) {
+        for (uint32_t i = tid; i < head; i += kThreads) ++reads[i];
         if (tid < kElems && body_end + tid < vocab) ++reads[body_end + tid];
       }
     }
@@ -101,8 +114,8 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
         static_cast<unsigned long long>(units));
   // No item starts past the data (a row starting on a 128-byte boundary): no
   // block is launched for nothing. Another contiguous row has up to 8 whole
-  // vectors fewer (its elements before the boundary are read one at a time),
-  // so its last item may come out empty, which the kernel handles (kEmptyKey).
+  // vectors fewer (its elements before the boundary are read one at a time);
+  // its items interleave, and each still has a strip to read (checked below).
   CHECK(units == 0 ? splits == 1 : (splits - 1) * per < units, CTX " leave an empty item", ARGS);
   // Splitting needs a workspace slot per row, and the workspace has
   // max_split_rows(resident) of them.
@@ -139,10 +152,18 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
     CHECK(per >= min_units, CTX " give an item less than %llu units", ARGS,
           static_cast<unsigned long long>(min_units));
   }
-  // The kernel computes item bounds in 32 bits: split * units_per_split +
-  // units_per_split (contiguous), and the first index plus a thread id (strided).
+  // The kernel computes indices in 32 bits: a contiguous item's vector
+  // indices reach under kUnroll strides (splits * threads vectors) past the
+  // row's last vector; a strided item's, its first index plus a thread id.
   if (contiguous) {
-    CHECK(splits * per <= 0xFFFFFFFFull, CTX " overflow the kernel's vector bounds", ARGS);
+    CHECK(units + (kUnroll + 1) * splits * threads <= 0xFFFFFFFFull,
+          CTX " overflow the kernel's vector indices", ARGS);
+    // Every contiguous item has a strip to read, even in a row starting just
+    // past a 128-byte boundary (the fewest whole vectors).
+    const uint64_t most_head = static_cast<uint64_t>(8 * epv - 1);
+    const uint64_t fewest_units = vocab > most_head ? (vocab - most_head) / epv : 0;
+    CHECK(splits == 1 || (splits - 1) * threads < fewest_units,
+          CTX " give an interleaved item no strip", ARGS);
   } else {
     CHECK((splits - 1) * per + threads <= 0xFFFFFFFFull, CTX " overflow the first index", ARGS);
   }
