@@ -9,11 +9,12 @@ bench.py (``safe_greedy.speed``), in one run:
 
 * ``safe_greedy``: ``greedy_sample(out, logits)``, checked against ``torch.argmax``;
   its launch (blocks, threads per block) is read from a profiler trace;
-* ``chunked``: a pure read laid out like that launch: as many blocks of as many
-  threads, each reading one contiguous chunk with four 16-byte loads in flight
-  a thread, with no per-element key work, no block reduction and no combine
-  (pure reads skip the last bytes of a tensor that is not a whole number of
-  16-byte vectors: under 16 bytes);
+* ``chunked``: a pure read with that launch's shape: as many blocks of as many
+  threads, each reading one contiguous chunk (where safe_greedy's items of a
+  split row interleave in strips of a block's width) with four 16-byte loads
+  in flight a thread, with no per-element key work, no block reduction and no
+  combine (pure reads skip the last bytes of a tensor that is not a whole
+  number of 16-byte vectors: under 16 bytes);
 * ``grid_stride``: the fastest of grid-stride pure reads of 1-16 blocks of 256
   threads per multiprocessor and 4 or 8 loads in flight a thread: what reading
   these bytes costs with the best launch found here;
@@ -21,7 +22,8 @@ bench.py (``safe_greedy.speed``), in one run:
   over 1 GiB) measured in the same run.
 
 So ``safe_greedy - chunked`` is what the kernel's own work costs on top of its
-reads, and ``chunked - grid_stride`` what its launch layout costs. Each time is
+reads (with whatever its interleaved items gain over chunks, which is
+subtracted), and ``chunked - grid_stride`` what a launch of that shape costs. Each time is
 the lowest of two measurements (three for safe_greedy). The pure-read kernels (read_floor_kernels.cu)
 are compiled on first use with torch's extension builder (nvcc and ninja).
 
