@@ -48,9 +48,10 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Chunked: block b reads the b-th of gridDim.x equal contiguous chunks, its
-// threads interleaved, four loads in flight a thread: the layout of
-// safe_greedy's split rows, without the per-element key work, the block
-// reduction or the combine.
+// threads interleaved, four loads in flight a thread: a launch of
+// safe_greedy's shape without the per-element key work, the block reduction
+// or the combine (safe_greedy's items of a split row interleave in strips
+// instead of reading one chunk each).
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
     chunked_read(const uint4* __restrict__ data, int64_t vectors, int64_t chunk, unsigned* sink) {
