@@ -309,8 +309,10 @@ struct Params {
 
 // The key of thread `tid` of the kThreads that read item `split` of the
 // `splits` of a row whose vocab dimension is contiguous, over its share of
-// the row. (`splits` is an argument, not p.splits, so that blocks that read
-// whole rows pass a constant 1 and keep their loads unrolled.)
+// the row. (`splits` is an argument, not p.splits, so that groups that read
+// whole rows pass a constant 1: with their stride known only at run time,
+// nvcc 13 issued the 256-thread fp32 and fp16 group kernels' loads between
+// comparisons, which the SASS check of scripts/check_cuda_build.sh rejects.)
 //
 // The row's items interleave: the row's vectors are dealt out in strips of
 // kThreads, strip j to item j % splits, and a thread reads its own place in
