@@ -311,8 +311,8 @@ struct Params {
 // `splits` of a row whose vocab dimension is contiguous, over its share of
 // the row. (`splits` is an argument, not p.splits, so that groups that read
 // whole rows pass a constant 1: with their stride known only at run time,
-// nvcc 13 issued the 256-thread fp32 and fp16 group kernels' loads between
-// comparisons, which the SASS check of scripts/check_cuda_build.sh rejects.)
+// nvcc 13 put comparisons between the group kernels' loads of one
+// iteration, which the SASS check of scripts/check_cuda_build.sh rejects.)
 //
 // The row's items interleave: the row's vectors are dealt out in strips of
 // kThreads, strip j to item j % splits, and a thread reads its own place in
