@@ -46,21 +46,26 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
   const uint32_t vectors = (vocab - head) / kElems;
   const uint32_t body_end = head + vectors * kElems;
   const uint32_t stride = plan.splits * kThreads;
+  // Counts vector v's elements; a vector past the row's whole vectors is a
+  // read out of bounds.
+  bool in_bounds = true;
+  auto read_vector = [&](uint32_t v) {
+    if (v >= vectors) {
+      in_bounds = false;
+      return;
+    }
+    for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
+  };
   for (uint32_t split = 0; split < plan.splits; ++split) {
     for (uint32_t tid = 0; tid < kThreads; ++tid) {
       uint32_t strip = split * kThreads;
       for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
-        for (int u = 0; u < kUnroll; ++u) {
-          const uint32_t v = strip + u * stride + tid;
-          for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
-        }
+        for (int u = 0; u < kUnroll; ++u) read_vector(strip + u * stride + tid);
       }
       if (strip < vectors) {
         for (int u = 0; u < kUnroll; ++u) {
           const uint32_t v = strip + u * stride + tid;
-          if (v < vectors) {
-            for (uint32_t e = 0; e < kElems; ++e) ++reads[head + v * kElems + e];
-          }
+          if (v < vectors) read_vector(v);
         }
       }
       if (split == 0) {
@@ -69,6 +74,7 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
       }
     }
   }
+  if (!in_bounds) return false;
   for (uint8_t r : reads) {
     if (r != 1) return false;
   }
@@ -102,6 +108,11 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   const uint64_t splits = p.splits;
   const uint64_t per = p.units_per_split;
   const uint64_t units = contiguous ? vocab / epv : vocab;
+  // The fewest units a row of this length can have: a contiguous row starting
+  // just past a 128-byte boundary reads its first 8 * epv - 1 elements one at
+  // a time, outside its whole vectors.
+  const uint64_t most_head = contiguous ? static_cast<uint64_t>(8 * epv - 1) : 0;
+  const uint64_t fewest_units = contiguous ? (vocab > most_head ? (vocab - most_head) / epv : 0) : units;
 #define CTX "batch=%lld vocab=%u %s epv=%d threads=%d resident=%lld: splits=%llu units_per_split=%llu"
 #define ARGS                                                                              \
   static_cast<long long>(batch), vocab, contiguous ? "contiguous" : "strided", epv,       \
@@ -130,8 +141,6 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   // just past a 128-byte boundary and so have the fewest whole vectors (the
   // kernel copes with one anyway: published_key() in greedy_gpu.cuh).
   if (splits > 1 && splits <= safe_greedy::gpu::kMaxCollectedSplits) {
-    const uint64_t most_head = contiguous ? static_cast<uint64_t>(8 * epv - 1) : 0;
-    const uint64_t fewest_units = contiguous ? (vocab > most_head ? (vocab - most_head) / epv : 0) : units;
     CHECK((splits - 1) * per < fewest_units, CTX " give a collected row an empty item", ARGS);
   }
   // Split rows are launched as a (splits, rows) grid: the rows must fit its y
@@ -160,8 +169,6 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
           CTX " overflow the kernel's vector indices", ARGS);
     // Every contiguous item has a strip to read, even in a row starting just
     // past a 128-byte boundary (the fewest whole vectors).
-    const uint64_t most_head = static_cast<uint64_t>(8 * epv - 1);
-    const uint64_t fewest_units = vocab > most_head ? (vocab - most_head) / epv : 0;
     CHECK(splits == 1 || (splits - 1) * threads < fewest_units,
           CTX " give an interleaved item no strip", ARGS);
   } else {
