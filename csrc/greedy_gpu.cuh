@@ -317,9 +317,9 @@ struct Params {
 // The row's items interleave: the row's vectors are dealt out in strips of
 // kThreads, strip j to item j % splits, and a thread reads its own place in
 // each of its item's strips. Against each item reading one consecutive range,
-// side by side on an H100 (graph replay, L2-cold, 207 cells of batch 1-4096,
-// 3 runs alternating): 0.979x the time overall, 2-3% less at batch 1-64 and
-// 0-0.3% less from batch 128 on (see docs/PERFORMANCE.md).
+// side by side on an H100 (graph replay, L2-cold, 219 cells of batch 1-4096,
+// 3 runs alternating): 0.979x the time overall, 1.5-3.6% less at batch 1-64
+// and 0.1-1.6% less from batch 128 on (see docs/PERFORMANCE.md).
 template <int kThreads, class T>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
                                                    uint32_t splits, uint32_t split, int tid) {
