@@ -10,10 +10,10 @@
 //     a 1-D grid, which holds any batch; split rows (only short batches are
 //     split) a (splits, rows) grid. Short rows at large batch go the other
 //     way: each block reads several whole rows, kRowThreads threads to a row.
-//   * Each thread keeps kUnroll running maxima in the float domain; each
-//     16-byte vector it loads updates one of them with the vector's best
-//     element (visit_vector()). Keys are built only once per thread, when
-//     reducing.
+//   * Each thread keeps the first of its 16-byte vectors that holds its
+//     greatest element so far (BestVector), comparing only each vector's
+//     greatest value; which element of the kept vector that is, and its
+//     key, are found once per thread, when reducing.
 //   * A block reduces its threads' keys; with one item per row that block
 //     writes the answer. With several, either (rows of many splits) each
 //     block atomically maxes its key into a per-row slot and bumps a per-row
@@ -146,27 +146,88 @@ __device__ __forceinline__ Key group_max_key(Key k) {
   }
 }
 
-// How a 16-byte vector of each storage type widens to floats.
+// greater_of() (greedy_key.h) on the GPU: one instruction (FMNMX.NAN) from
+// sm_80 on. The max.NaN statements here are volatile only because that is
+// the form measured (docs/PERFORMANCE.md): without it ptxas emits the same
+// instructions in another order, not measured.
+__device__ __forceinline__ float greater(float a, float b) {
+#if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  float r;
+  asm volatile("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+#else
+  return greater_of(a, b);
+#endif
+}
+
+// The greatest of a vector's elements, widened one at a time and reduced by
+// pairs.
+template <class V>
+__device__ __forceinline__ float greatest_element(const uint4& v) {
+  float value[V::kElements];
+#pragma unroll
+  for (int e = 0; e < V::kElements; ++e) value[e] = V::get(v, e);
+#pragma unroll
+  for (int width = 1; width < V::kElements; width *= 2) {
+#pragma unroll
+    for (int e = 0; e < V::kElements; e += 2 * width) value[e] = greater(value[e], value[e + width]);
+  }
+  return value[0];
+}
+
+// How a 16-byte vector of each storage type widens to floats, what its
+// greatest element is (any NaN gives a NaN), and the word of -inf elements.
 template <class T>
 struct Vector;
 
 template <>
 struct Vector<float> {
   static constexpr int kElements = 4;
+  static constexpr uint32_t kNegativeInfinityWord = 0xFF800000u;
   __device__ __forceinline__ static float get(const uint4& v, int k) {
     const uint32_t w[4] = {v.x, v.y, v.z, v.w};
     return __uint_as_float(w[k]);
   }
+  __device__ __forceinline__ static float greatest(const uint4& v) {
+    return greatest_element<Vector>(v);
+  }
   __device__ __forceinline__ static float scalar(const float* p) { return *p; }
 };
+
+// The 16-bit vectors are first reduced two elements at a time (max.NaN on
+// bf16x2 and f16x2, sm_80 and later), then the two halves of the last word
+// widened and compared: 5 instructions for 8 elements on sm_90, where ptxas
+// fuses two of the pair maxima into one three-input VHMNMX.
+#if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define SAFE_GREEDY_PAIRED_MAX 1
+__device__ __forceinline__ uint32_t greater_bf16_pairs(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm volatile("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ __forceinline__ uint32_t greater_f16_pairs(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm volatile("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#endif
 
 template <>
 struct Vector<bf16_t> {
   static constexpr int kElements = 8;
+  static constexpr uint32_t kNegativeInfinityWord = 0xFF80FF80u;
   __device__ __forceinline__ static float get(const uint4& v, int k) {
     const uint32_t w[4] = {v.x, v.y, v.z, v.w};
     // Little-endian: the even element is the low half of each word.
     return __uint_as_float((k & 1) ? (w[k / 2] & 0xFFFF0000u) : (w[k / 2] << 16));
+  }
+  __device__ __forceinline__ static float greatest(const uint4& v) {
+#if defined(SAFE_GREEDY_PAIRED_MAX)
+    const uint32_t w = greater_bf16_pairs(greater_bf16_pairs(v.x, v.y), greater_bf16_pairs(v.z, v.w));
+    return greater(__uint_as_float(w << 16), __uint_as_float(w & 0xFFFF0000u));
+#else
+    return greatest_element<Vector>(v);
+#endif
   }
   __device__ __forceinline__ static float scalar(const bf16_t* p) {
     return bf16_bits_to_float(p->bits);
@@ -176,12 +237,22 @@ struct Vector<bf16_t> {
 template <>
 struct Vector<fp16_t> {
   static constexpr int kElements = 8;
+  static constexpr uint32_t kNegativeInfinityWord = 0xFC00FC00u;
   __device__ __forceinline__ static float half_bits(uint16_t b) {
     return __half2float(__ushort_as_half(b));
   }
   __device__ __forceinline__ static float get(const uint4& v, int k) {
     const uint32_t w[4] = {v.x, v.y, v.z, v.w};
     return half_bits(static_cast<uint16_t>((k & 1) ? (w[k / 2] >> 16) : (w[k / 2] & 0xFFFFu)));
+  }
+  __device__ __forceinline__ static float greatest(const uint4& v) {
+#if defined(SAFE_GREEDY_PAIRED_MAX)
+    const uint32_t w = greater_f16_pairs(greater_f16_pairs(v.x, v.y), greater_f16_pairs(v.z, v.w));
+    return greater(half_bits(static_cast<uint16_t>(w & 0xFFFFu)),
+                   half_bits(static_cast<uint16_t>(w >> 16)));
+#else
+    return greatest_element<Vector>(v);
+#endif
   }
   __device__ __forceinline__ static float scalar(const fp16_t* p) { return half_bits(p->bits); }
 };
@@ -264,10 +335,11 @@ struct RunningMax {
 // lower index of each pair on the left, so replaces() keeps the ordering rule;
 // the dependent chain is then log2(kElements) + 1 comparisons long instead of
 // kElements, in no more instructions (fewer for sm_90): that chain is on the
-// latency path of the block whose loads return last. Against visiting the
-// elements in order (H100, side by side): fp32 from 1.1% less time to 0.2%
-// more; bf16 from 1.4% less to 0.9% more, at most 0.7% more at batch
-// 1024-4096 (see docs/PERFORMANCE.md).
+// latency path of the block whose loads return last. When this ran on every
+// vector, against visiting the elements in order (H100, side by side): fp32
+// from 1.1% less time to 0.2% more; bf16 from 1.4% less to 0.9% more (see
+// docs/PERFORMANCE.md). Contiguous rows now run it once per thread, on the
+// vector BestVector kept; strided rows never.
 template <class T>
 __device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loaded, uint32_t first) {
   constexpr int kElems = Vector<T>::kElements;
@@ -290,6 +362,52 @@ __device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loade
   }
   acc.visit(value[0], first + offset[0]);
 }
+
+// The first, in index order, of the vectors a thread visits that holds the
+// greatest element among them. Each vector is compared by its greatest value
+// alone (Vector<T>::greatest()), and only the kept one is searched for the
+// element, once, in key(). One iteration of the body's loop (kUnroll = 4
+// vectors) compiles for sm_90 to 74-77 instructions for 16-bit elements and
+// 66-71 for fp32, against 187-191 and 98-101 when every vector went through
+// visit_vector(). Side by side with that on an H100, under the same launch
+// plan (219 cells of batch 1-4096, graph replay, L2-cold, median of 3 runs):
+// 0.960x the time, faster in 214 cells (see docs/PERFORMANCE.md).
+template <class T>
+struct BestVector {
+  float value;     // the kept vector's greatest element
+  uint32_t first;  // the index of its first element
+  uint4 data;
+
+  // Until a vector replaces it, a vector of -inf at `first_index`: a thread
+  // whose elements are all -inf reports the first of them.
+  __device__ __forceinline__ void start(uint32_t first_index) {
+    value = -__int_as_float(0x7F800000);  // -inf
+    first = first_index;
+    constexpr uint32_t w = Vector<T>::kNegativeInfinityWord;
+    data = make_uint4(w, w, w, w);
+  }
+
+  // Vectors must come in increasing index order: a tie keeps the earlier.
+  // The second form is given the vector's greatest value.
+  __device__ __forceinline__ void visit(const uint4& loaded, uint32_t first_index) {
+    visit(loaded, Vector<T>::greatest(loaded), first_index);
+  }
+  __device__ __forceinline__ void visit(const uint4& loaded, float greatest, uint32_t first_index) {
+    if (replaces(greatest, value)) {
+      value = greatest;
+      first = first_index;
+      data = loaded;
+    }
+  }
+
+  // `visited` says whether the thread read any vector.
+  __device__ __forceinline__ Key key(bool visited) const {
+    RunningMax best;
+    best.start(first);
+    visit_vector<T>(best, data, first);
+    return best.key(visited);
+  }
+};
 
 struct Params {
   const void* logits;
@@ -351,13 +469,11 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   if (has_tail) prefetch_l2(row + tail_index);
 
   // Vectors between one of this item's strips and its next. An iteration
-  // reads kUnroll strips; accumulator u visits the vectors of strips u,
-  // u + kUnroll, ... of the item, in increasing index order.
+  // reads kUnroll strips, and visits their vectors in increasing index order.
   const uint32_t stride = splits * kThreads;
   const uint32_t first = split * kThreads + tid;
-  RunningMax acc[kUnroll];
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) acc[u].start(head + (first + u * stride) * kElems);
+  BestVector<T> best;
+  best.start(head + first * kElems);
   // Whole iterations, tested on the block's first strip so that the test is
   // the same in every thread: every load in range, no checks.
   uint32_t strip = split * kThreads;
@@ -365,10 +481,30 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
     uint4 loaded[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * stride + tid);
+    // The iteration's best vector by a pairwise tree, the lower index of each
+    // pair on the left, then one comparison with the kept vector. Visited
+    // one by one instead, the kernels of one item a block took 40 registers
+    // on sm_90 rather than 32, and the fp32 kernel of 32-thread rows stopped
+    // issuing an iteration's loads together.
+    float greatest[kUnroll];
+    uint32_t at[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      visit_vector<T>(acc[u], loaded[u], head + (strip + u * stride + tid) * kElems);
+      greatest[u] = Vector<T>::greatest(loaded[u]);
+      at[u] = head + (strip + u * stride + tid) * kElems;
     }
+#pragma unroll
+    for (int width = 1; width < kUnroll; width *= 2) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; u += 2 * width) {
+        if (replaces(greatest[u + width], greatest[u])) {
+          greatest[u] = greatest[u + width];
+          at[u] = at[u + width];
+          loaded[u] = loaded[u + width];
+        }
+      }
+    }
+    best.visit(loaded[0], greatest[0], at[0]);
   }
   // The last, partial iteration: each load predicated on its index.
   if (strip < vectors) {
@@ -381,12 +517,10 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const uint32_t v = strip + u * stride + tid;
-      if (v < vectors) visit_vector<T>(acc[u], loaded[u], head + v * kElems);
+      if (v < vectors) best.visit(loaded[u], head + v * kElems);
     }
   }
-  Key k = kEmptyKey;
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) k = max_key(k, acc[u].key(first + u * stride < vectors));
+  Key k = best.key(first < vectors);
 
   if (has_head) k = max_key(k, make_key(Vector<T>::scalar(row + tid), tid));
   // Groups of 32 threads reading 16-bit rows: up to 63 head elements.
@@ -633,8 +767,23 @@ __device__ __forceinline__ void read_whole_rows(const Params& p) {
   if (tid == 0 && in_batch) write_answer<OutT>(p, row, key_index(k));
 }
 
+// Resident blocks per multiprocessor that the compiler must leave registers
+// for: none asked of the kernels of one item a block (nvcc 13 gives them 32
+// registers on sm_90), 5 of those that share a block between rows. Left to
+// choose, ptxas fitted the fp32 kernel of 32-thread rows into 40 registers by
+// issuing an iteration's third load only once the first had returned (the
+// SASS check of scripts/check_cuda_build.sh rejects that); with room for 5
+// blocks of 256 threads it takes 47 and issues all four together, the 5
+// blocks a multiprocessor these kernels had before. HIP keeps its default.
+#if defined(__HIPCC__)
+#define SAFE_GREEDY_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads)
+#else
+#define SAFE_GREEDY_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads, min_blocks)
+#endif
+
 template <int kThreads, int kRowThreads, class T, class OutT, bool kContiguous>
-__global__ void __launch_bounds__(kThreads) greedy_sample_kernel(const Params p) {
+__global__ void SAFE_GREEDY_LAUNCH_BOUNDS(kThreads, kRowThreads == kThreads ? 0 : 5)
+    greedy_sample_kernel(const Params p) {
   static_assert(kRowThreads == kThreads || kContiguous, "only contiguous rows share a block");
   // No explicit trigger for the next grid: it starts as this one's blocks
   // exit. Triggering at the start cost 2-9% at batch 256-1024 on an H100 (the

@@ -95,6 +95,15 @@ SG_HOST_DEVICE bool replaces(float v, float best) {
   return !(v <= best) && (best == best);
 }
 
+// A value that ties the greater of `a` and `b` under the same rule: a NaN if
+// either is one, otherwise the larger (either of -0.0 and +0.0, which tie).
+// Order-free, so a vector's elements can be reduced to their greatest value
+// in any grouping; which index holds it is found afterwards (see
+// best_vector in greedy_gpu.cuh).
+SG_HOST_DEVICE float greater_of(float a, float b) {
+  return (a != a || a > b) ? a : b;
+}
+
 // fp16 and bf16 widen to fp32 exactly; comparing the widened values is the
 // same as comparing the originals.
 SG_HOST_DEVICE float bf16_bits_to_float(uint16_t b) {

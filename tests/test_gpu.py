@@ -781,6 +781,63 @@ def test_split_row_ties_where_interleaved_items_meet(
     assert_argmax_result(run_greedy(logits), logits)
 
 
+# Two rivals for a row's answer: (value at the earlier position, value at the
+# later one, which of the two must win).
+_RIVALS = {
+    "ties": (2.0, 2.0, 0),
+    "signed_zeros": (-0.0, 0.0, 0),
+    "later_greater": (1.0, 2.0, 1),
+    "nan_after_inf": (float("inf"), float("nan"), 1),
+    "two_nans": (float("nan"), float("nan"), 0),
+    "neg_inf_ties": (float("-inf"), float("-inf"), 0),
+}
+
+
+@settings(max_examples=scaled_examples(0.5))
+@given(
+    dtype=st.sampled_from(LOGIT_DTYPES),
+    batch_vocab=st.sampled_from(
+        [(1, 151936), (2, 262144), (8, 32000), (64, 40960), (130, 32000), (300, 4096), (2500, 3072)]
+    ),
+    rivals=st.sampled_from(sorted(_RIVALS)),
+    position=st.integers(0, 2**20),
+    strip_vectors=st.sampled_from([32, 128, 256, 512]),
+    apart=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_rivals_in_two_vectors_of_one_thread(dtype, batch_vocab, rivals, position, strip_vectors,
+                                             apart, seed):
+    """A thread compares the 16-byte vectors it reads by their greatest value
+    alone, keeps the first holding its greatest so far, and only at the end
+    finds which element of that vector it is. Two rivals for the answer sit a
+    whole number of strips apart (a strip: a block's width of vectors, for
+    several block widths), so for some launch plan they are read by one
+    thread. The rest of the row is lower (or, for -inf ties, all -inf), rows
+    are whole 128-byte lines, and each row places the rivals one element
+    further on."""
+    batch, vocab = batch_vocab
+    earlier, later, winner = _RIVALS[rivals]
+    distance = apart * strip_vectors * (16 // dtype.itemsize)
+    g = torch.Generator().manual_seed(seed)
+    if rivals == "neg_inf_ties":
+        logits = torch.full((batch, vocab), float("-inf"))
+    else:
+        logits = -(torch.rand(batch, vocab, generator=g) + 1)  # all in [-2, -1)
+    rows = torch.arange(batch)
+    first = (position + rows) % max(vocab - distance, 1)
+    second = torch.clamp(first + distance, max=vocab - 1)
+    logits[rows, second] = later
+    logits[rows, first] = earlier
+    logits = logits.to(dtype).to(DEVICE)
+    result = run_greedy(logits)
+    assert_argmax_result(result, logits)
+    if distance < vocab:
+        expected = (second if winner else first).to(result.dtype)
+        if rivals == "neg_inf_ties":
+            expected = torch.zeros_like(expected)  # every element ties: the first
+        assert torch.equal(result.cpu(), expected)
+
+
 @pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
 @pytest.mark.parametrize("batch, vocab", [(1, 40000), (3, 40000), (300, 4001), (2000, 4097)], ids=str)
 def test_rows_starting_anywhere_in_a_cache_line(batch, vocab, dtype):
