@@ -34,7 +34,7 @@ bool early_start_allowed() {
 // What the launcher needs to know about one kernel instantiation on one device.
 struct KernelFacts {
   // Blocks resident on the whole device (each instantiation has its own
-  // register count).
+  // register count), as the plan counts them.
   int64_t resident_blocks;
   // Whether the launch may start before the previous kernel in the stream has
   // finished (programmatic dependent launch). Only where the code that runs
@@ -51,7 +51,8 @@ KernelFacts look_up_kernel_facts(int device) {
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
-  KernelFacts facts{static_cast<int64_t>(sms) * std::max(per_sm, 1), false};
+  KernelFacts facts{static_cast<int64_t>(sms) * gpu::planned_blocks_per_multiprocessor(per_sm, kThreads),
+                    false};
 #if !defined(USE_ROCM)
   cudaFuncAttributes attributes{};
   C10_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));

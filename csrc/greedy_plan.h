@@ -47,6 +47,26 @@ constexpr int64_t kMinElementsPerThread = 8;
 // H100: 2.0 us without the combine against 2.76 us with it at 1 x 32000).
 constexpr int64_t kOneIterationVectorsPerThread = kUnroll;
 
+// The plan counts at most this many threads of resident blocks a
+// multiprocessor, whatever more the kernel's registers would allow. Its
+// rules were measured on an H100 where the kernels of one item a block held
+// 1536 threads a multiprocessor (40 registers); since they keep one best
+// vector a thread (greedy_gpu.cuh) they take 32 and 2048 fit. Planned with
+// all 2048, side by side with the same kernels planned with 1536 (H100,
+// graph replay, L2-cold, 219 cells of batch 1-4096, median of 3 runs):
+// 1.002x the time, faster in 104 cells; 0.991-0.994x at batch 1-2, 1.034x at
+// batch 128 (where rows lost their 512-thread blocks to 4 splits of 256),
+// 1.019x at batch 2048; time target met in 201 cells against 205.
+constexpr int64_t kPlannedThreadsPerMultiprocessor = 1536;
+
+// Resident blocks of `threads` threads a multiprocessor, as the plan counts
+// them: `fit` of them fit (the occupancy calculator's answer).
+inline int64_t planned_blocks_per_multiprocessor(int64_t fit, int threads) {
+  const int64_t most = kPlannedThreadsPerMultiprocessor / threads;
+  const int64_t counted = fit < most ? fit : most;
+  return counted > 1 ? counted : 1;
+}
+
 // How many blocks a short batch is split into: half of those resident at
 // once. Measured on an H100 (graph replay, L2-cold, 6 resident blocks of 256
 // threads per multiprocessor) by forcing every split count: at batch 1-16

@@ -18,6 +18,7 @@ using safe_greedy::gpu::kShortRowUnits;
 using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
 using safe_greedy::gpu::kUnroll;
+using safe_greedy::gpu::kPlannedThreadsPerMultiprocessor;
 using safe_greedy::gpu::kWideBlockThreads;
 using safe_greedy::gpu::ResidentBlocks;
 using safe_greedy::gpu::row_units;
@@ -25,6 +26,7 @@ using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
 using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
+using safe_greedy::gpu::planned_blocks_per_multiprocessor;
 using safe_greedy::gpu::shares_blocks_between_rows;
 
 static_assert(kStandardBlockThreads % kShortRowThreads == 0 && kShortRowThreads < kStandardBlockThreads,
@@ -194,6 +196,21 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
 }  // namespace
 
 int main() {
+  // The blocks a multiprocessor is counted as holding: at least one, and
+  // otherwise the most that both fit and stay within
+  // kPlannedThreadsPerMultiprocessor threads.
+  for (int threads : {32, 64, 128, 256, 512, 1024, 2048}) {
+    for (int64_t fit = 0; fit <= 64; ++fit) {
+      const int64_t counted = planned_blocks_per_multiprocessor(fit, threads);
+      const auto allowed = [&](int64_t blocks) {
+        return blocks <= fit && blocks * threads <= kPlannedThreadsPerMultiprocessor;
+      };
+      CHECK(counted >= 1 && (counted == 1 || allowed(counted)) && !allowed(counted + 1),
+            "threads=%d fit=%lld: counted %lld", threads, static_cast<long long>(fit),
+            static_cast<long long>(counted));
+    }
+  }
+
   // The last: a GPU that would hold more split rows than a grid's y dimension.
   const int64_t residents[] = {100, 1056, 2000, 8 * safe_greedy::gpu::kMaxGridRows};
   std::vector<int64_t> batches = {1,    2,    3,    4,    7,    8,     15,    16,    31,   32,
