@@ -774,8 +774,10 @@ __device__ __forceinline__ void read_whole_rows(const Params& p) {
 // issuing an iteration's third load only once the first had returned (the
 // SASS check of scripts/check_cuda_build.sh rejects that); with room for 5
 // blocks of 256 threads it takes 47 and issues all four together, the 5
-// blocks a multiprocessor these kernels had before. HIP keeps its default.
-#if defined(__HIPCC__)
+// blocks a multiprocessor these kernels had before. HIP keeps its default,
+// and so do targets before sm_80: a Turing multiprocessor holds 1024
+// threads, fewer than 5 such blocks (ptxas warns and ignores the request).
+#if defined(__HIPCC__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800)
 #define SAFE_GREEDY_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads)
 #else
 #define SAFE_GREEDY_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads, min_blocks)
