@@ -87,7 +87,10 @@ inline int64_t split_target_blocks(int64_t resident_blocks) {
 // combine alone, less in 46 cells (0.16-0.44 us at batch 4-64, 1.13 us for
 // transposed bf16 64x32000), at most 0.06 us more; up to 64 splits, 0.952x.
 // Collecting every split row was up to 0.39 us slower where rows have more
-// than about 100 splits (fp32 1x262144, 256 splits; measured earlier).
+// than about 100 splits (fp32 1x262144, 256 splits; measured earlier). Rows
+// short enough are now split at most this many ways (plan_launch()), so only
+// rows longer than this many blocks read in one iteration each take the
+// fenced combine.
 #ifndef SAFE_GREEDY_MAX_COLLECTED_SPLITS
 #define SAFE_GREEDY_MAX_COLLECTED_SPLITS 128
 #endif
@@ -190,6 +193,17 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
     const int64_t wanted = split_target_blocks(resident_blocks) / batch;
     const int64_t most = units / min_units;
     splits = wanted < most ? wanted : most;
+    // Rows that kMaxCollectedSplits blocks read in one iteration each are
+    // split no further, so that their blocks combine by collection: at batch
+    // 1-2, fp32 rows of 151666-262144 (148-256 splits) took 0.06-0.22 us
+    // less in 128 splits than in more under the fenced combine (H100, graph
+    // replay, L2-cold, median of 3 runs; fp32 2x262144 3.41 -> 3.19 us), and
+    // no such row was slower. Longer rows keep their splits (not measured).
+    const int64_t collectable_units =
+        static_cast<int64_t>(kMaxCollectedSplits) * threads_per_block * kOneIterationVectorsPerThread;
+    if (contiguous && units <= collectable_units && splits > static_cast<int64_t>(kMaxCollectedSplits)) {
+      splits = kMaxCollectedSplits;
+    }
     if (splits < 1) splits = 1;
   }
   const int64_t per_split = (units + splits - 1) / splits;

@@ -731,17 +731,34 @@ def test_split_row_batch_sizes_at_151936(batch, dtype):
         assert_argmax_result(run_greedy(logits), logits)
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("dtype, vocab", [(torch.float32, 600000), (torch.bfloat16, 1100000)], ids=str)
+def test_rows_longer_than_any_vocabulary_at_small_batch(batch, vocab, dtype):
+    """Rows of 0.6-1.1 million logits, longer than any model's vocabulary,
+    at batch 1-3: split into so many items that their keys are combined by
+    the other of the kernel's two combines (fenced atomics; rows of real
+    vocabularies are collected). Ties, NaNs and -inf rows make the combine
+    decide; back-to-back calls check that it leaves its state clean."""
+    for seed in range(3):
+        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=seed * 10 + batch)
+        for out_dtype in INDEX_DTYPES:
+            assert_argmax_result(run_greedy(logits, out_dtype), logits)
+    for kind in ("late_ties", "sparse_nan", "all_neg_inf"):
+        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=batch, kind=kind)
+        assert_argmax_result(run_greedy(logits), logits)
+
+
 @pytest.mark.parametrize("offset", [1, 2, 3])
 def test_split_row_whose_last_item_is_cut_short(offset):
     """A row that starts off a 128-byte boundary has fewer whole aligned
     vectors than its length suggests; its elements before the boundary are
     read one at a time by the first item. An fp32 row of 263172 at batch 1
-    is split into 257 items (on any GPU that holds more than 514 blocks of
-    256 threads at once), which interleave in strips of 256 vectors: one
-    strip each, the last cut to 249 vectors by the 1-3 elements before the
-    boundary. The maximum sits three from the end: in the last whole vector,
-    the last one that item's predicated loads may read (offsets 1 and 2), or
-    in the tail after it, read one element at a time (offset 3)."""
+    is split into many items, which take turns over strips of 256 vectors
+    (the width of a standard block): 257 strips, the last cut to 249 vectors
+    by the 1-3 elements before the boundary. The maximum sits three from the
+    end: in the last whole vector, the last one that strip's predicated
+    loads may read (offsets 1 and 2), or in the tail after it, read one
+    element at a time (offset 3)."""
     vocab = 263172
     storage = torch.randn(vocab + offset, device=DEVICE)
     logits = storage[offset:].view(1, vocab)

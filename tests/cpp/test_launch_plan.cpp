@@ -145,6 +145,12 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   if (splits > 1 && splits <= safe_greedy::gpu::kMaxCollectedSplits) {
     CHECK((splits - 1) * per < fewest_units, CTX " give a collected row an empty item", ARGS);
   }
+  // Rows that kMaxCollectedSplits blocks read in one iteration each are
+  // combined by collection, never by the fenced atomics.
+  if (contiguous && splits > safe_greedy::gpu::kMaxCollectedSplits) {
+    CHECK(units > static_cast<uint64_t>(safe_greedy::gpu::kMaxCollectedSplits) * threads * kUnroll,
+          CTX " give the fenced combine a row collection could take", ARGS);
+  }
   // Split rows are launched as a (splits, rows) grid: the rows must fit its y
   // dimension, the splits its x dimension.
   if (splits > 1) {
