@@ -194,11 +194,12 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
     const int64_t most = units / min_units;
     splits = wanted < most ? wanted : most;
     // Rows that kMaxCollectedSplits blocks read in one iteration each are
-    // split no further, so that their blocks combine by collection: at batch
-    // 1-2, fp32 rows of 151666-262144 (148-256 splits) took 0.06-0.22 us
-    // less in 128 splits than in more under the fenced combine (H100, graph
-    // replay, L2-cold, median of 3 runs; fp32 2x262144 3.41 -> 3.19 us), and
-    // no such row was slower. Longer rows keep their splits (not measured).
+    // split no further, so that their blocks combine by collection. At batch
+    // 1-2, fp32 rows of 151666-262144 had 148-256 splits and the fenced
+    // combine; in 128 splits (H100, graph replay, L2-cold, median of 3 runs)
+    // fp32 1x262144, 2x151666, 2x151936 and 2x262144 took 0.06-0.22 us less
+    // (2x262144: 3.41 -> 3.19 us), 1x151666 and 1x151936 the same within
+    // 0.01 us. Longer rows keep their splits (not measured).
     const int64_t collectable_units =
         static_cast<int64_t>(kMaxCollectedSplits) * threads_per_block * kOneIterationVectorsPerThread;
     if (contiguous && units <= collectable_units && splits > static_cast<int64_t>(kMaxCollectedSplits)) {
