@@ -710,6 +710,19 @@ def test_thousands_of_adversarial_rows(vocab, dtype):
         assert_argmax_result(run_greedy(logits, out_dtype), logits)
 
 
+def check_adversarial_batches(batch, vocab, dtype, seeds, kinds, *, kind_batch):
+    """Back-to-back calls on one device: an adversarial [batch, vocab] batch
+    of mixed row kinds per seed, checked with every index dtype, then a
+    [kind_batch, vocab] batch of each of `kinds` (seeded by `batch`)."""
+    for seed in seeds:
+        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=seed)
+        for out_dtype in INDEX_DTYPES:
+            assert_argmax_result(run_greedy(logits, out_dtype), logits)
+    for kind in kinds:
+        logits, _ = adversarial_batch(kind_batch, vocab, dtype, DEVICE, seed=batch, kind=kind)
+        assert_argmax_result(run_greedy(logits), logits)
+
+
 @pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
 @pytest.mark.parametrize("batch", [1, 2, 3, 8, 64, 128, 256, 512, 1024])
 def test_split_row_batch_sizes_at_151936(batch, dtype):
@@ -720,15 +733,9 @@ def test_split_row_batch_sizes_at_151936(batch, dtype):
     the combine state is clean for the next call. The larger batches reach
     the other block sizes of the launch plan (one block per row, in wide,
     standard or narrow blocks, depending on the GPU's size)."""
-    vocab = 151936
-    for seed in range(4 if batch < 64 else 2):
-        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=seed * 1000 + batch)
-        for out_dtype in INDEX_DTYPES:
-            assert_argmax_result(run_greedy(logits, out_dtype), logits)
+    seeds = [seed * 1000 + batch for seed in range(4 if batch < 64 else 2)]
     # Every kind at batch 1, one after another.
-    for kind in BATCH_KINDS:
-        logits, _ = adversarial_batch(1, vocab, dtype, DEVICE, seed=batch, kind=kind)
-        assert_argmax_result(run_greedy(logits), logits)
+    check_adversarial_batches(batch, 151936, dtype, seeds, BATCH_KINDS, kind_batch=1)
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])
@@ -739,13 +746,9 @@ def test_rows_longer_than_any_vocabulary_at_small_batch(batch, vocab, dtype):
     the other of the kernel's two combines (fenced atomics; rows of real
     vocabularies are collected). Ties, NaNs and -inf rows make the combine
     decide; back-to-back calls check that it leaves its state clean."""
-    for seed in range(3):
-        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=seed * 10 + batch)
-        for out_dtype in INDEX_DTYPES:
-            assert_argmax_result(run_greedy(logits, out_dtype), logits)
-    for kind in ("late_ties", "sparse_nan", "all_neg_inf"):
-        logits, _ = adversarial_batch(batch, vocab, dtype, DEVICE, seed=batch, kind=kind)
-        assert_argmax_result(run_greedy(logits), logits)
+    seeds = [seed * 10 + batch for seed in range(3)]
+    kinds = ("late_ties", "sparse_nan", "all_neg_inf")
+    check_adversarial_batches(batch, vocab, dtype, seeds, kinds, kind_batch=batch)
 
 
 @pytest.mark.parametrize("offset", [1, 2, 3])
