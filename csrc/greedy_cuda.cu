@@ -134,7 +134,7 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
   if (plan.splits > 1) {
     // A slot per item (rows combined by collection need one each), which is
     // also at least one per row.
-    const int64_t slots = gpu::split_target_blocks(resident);
+    const int64_t slots = gpu::max_split_items(resident);
     TORCH_INTERNAL_ASSERT(batch < gpu::max_split_rows(resident) && items <= slots,
                           "greedy_sample: split more rows than the workspace holds");
     const gpu::Workspace ws = gpu::workspace_for(device, stream, slots);

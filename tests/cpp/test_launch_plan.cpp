@@ -5,6 +5,7 @@
 // replayed to show that every element is read by exactly one item.
 #include <stdint.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <vector>
@@ -24,6 +25,7 @@ using safe_greedy::gpu::ResidentBlocks;
 using safe_greedy::gpu::row_units;
 using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
+using safe_greedy::gpu::max_split_items;
 using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
 using safe_greedy::gpu::planned_blocks_per_multiprocessor;
@@ -100,6 +102,74 @@ bool strided_reads_each_once(uint32_t vocab, int threads, const LaunchPlan& plan
   return true;
 }
 
+// Replays the iterations of the contiguous kernel's loop for item `split` of
+// a row of `vectors` whole vectors (no head), as contiguous_item_key() runs
+// them in thread 0: how many, and how many strips the last one reads.
+safe_greedy::gpu::ItemIterations replayed_iterations(uint32_t vectors, uint32_t splits,
+                                                     uint32_t split, int threads) {
+  const uint32_t kThreads = static_cast<uint32_t>(threads);
+  const uint32_t stride = splits * kThreads;
+  safe_greedy::gpu::ItemIterations it{0, 0};
+  uint32_t strip = split * kThreads;
+  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+    it.count += 1;
+    it.last_strips = kUnroll;
+  }
+  if (strip < vectors) {
+    it.count += 1;
+    it.last_strips = 0;
+    for (int u = 0; u < kUnroll; ++u) it.last_strips += strip + u * stride < vectors;
+  }
+  return it;
+}
+
+// item_iterations() describes the kernel's loop: its count is the most
+// iterations any item of the row takes, and its last_strips what the last
+// iteration of such an item reads.
+void check_item_iterations(uint32_t vectors, uint32_t splits, int threads) {
+  const safe_greedy::gpu::ItemIterations model =
+      safe_greedy::gpu::item_iterations(vectors, splits, threads);
+  int64_t most = 0;
+  int64_t last_of_most = 0;
+  for (uint32_t split = 0; split < splits; ++split) {
+    const safe_greedy::gpu::ItemIterations it = replayed_iterations(vectors, splits, split, threads);
+    if (it.count > most) {
+      most = it.count;
+      last_of_most = it.last_strips;
+    } else if (it.count == most && it.last_strips > last_of_most) {
+      last_of_most = it.last_strips;
+    }
+  }
+  CHECK(model.count == most && model.last_strips == last_of_most,
+        "vectors=%u splits=%u threads=%d: item_iterations says %lld iterations, the last of %lld "
+        "strips; the kernel's loop takes %lld, the last of %lld",
+        vectors, splits, threads, static_cast<long long>(model.count),
+        static_cast<long long>(model.last_strips), static_cast<long long>(most),
+        static_cast<long long>(last_of_most));
+}
+
+// splits_without_thin_iteration() adds the fewest splits, up to half as many
+// again and `most`, that leave no thin last iteration, and none where no such
+// count exists or the plan's has none.
+void check_thin_iteration_rule(int64_t units, int64_t splits, int threads, int64_t most) {
+  using safe_greedy::gpu::ends_on_thin_iteration;
+  const int64_t chosen = safe_greedy::gpu::splits_without_thin_iteration(units, splits, threads, most);
+  const int64_t limit = std::min(splits + splits / 2, most);
+  int64_t expected = splits;
+  if (ends_on_thin_iteration(units, splits, threads)) {
+    for (int64_t s = splits + 1; s <= limit; ++s) {
+      if (!ends_on_thin_iteration(units, s, threads)) {
+        expected = s;
+        break;
+      }
+    }
+  }
+  CHECK(chosen == expected, "units=%lld splits=%lld threads=%d most=%lld: chose %lld, expected %lld",
+        static_cast<long long>(units), static_cast<long long>(splits), threads,
+        static_cast<long long>(most), static_cast<long long>(chosen),
+        static_cast<long long>(expected));
+}
+
 uint64_t g_plans = 0;
 uint64_t g_replayed = 0;
 
@@ -136,8 +206,8 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
         ARGS);
   if (batch >= max_split_rows(resident)) CHECK(splits == 1, CTX, ARGS);
   // Rows combined by collection need a key slot per item; the workspace has
-  // split_target_blocks(resident) of them.
-  CHECK(splits == 1 || batch * static_cast<int64_t>(splits) <= split_target_blocks(resident),
+  // max_split_items(resident) of them.
+  CHECK(splits == 1 || batch * static_cast<int64_t>(splits) <= max_split_items(resident),
         CTX " split into more items than the workspace has key slots", ARGS);
   // Rows combined by collection get no empty item, even when they start
   // just past a 128-byte boundary and so have the fewest whole vectors (the
@@ -215,6 +285,44 @@ int main() {
             "threads=%d fit=%lld: counted %lld", threads, static_cast<long long>(fit),
             static_cast<long long>(counted));
     }
+  }
+
+  // The iteration model against the kernel's loop, at the block sizes of
+  // split rows, for rows of one strip to several iterations of many items.
+  for (int threads : {kNarrowBlockThreads, kStandardBlockThreads, kWideBlockThreads}) {
+    for (uint32_t vectors : {1u, 100u, 255u, 256u, 257u, 1000u, 4095u, 4096u, 4097u, 8000u, 18958u,
+                             19000u, 37984u, 65536u}) {
+      for (uint32_t splits = 1; splits <= 40; ++splits) {
+        if ((splits - 1) * static_cast<uint32_t>(threads) >= vectors) break;  // no empty items
+        check_item_iterations(vectors, splits, threads);
+      }
+    }
+  }
+  for (int64_t units : {2000, 4000, 8000, 16000, 18958, 32064, 37916, 37984, 65536, 262144}) {
+    for (int64_t splits = 1; splits <= 128; ++splits) {
+      for (int64_t most : {int64_t{1}, splits, splits + 1, int64_t{128}, units / 256}) {
+        check_thin_iteration_rule(units, splits, kStandardBlockThreads, most);
+      }
+    }
+  }
+
+  // Cells measured on an H100 (792 resident blocks of 256 threads as the plan
+  // counts them), where the rule above changed the split count or, for fp32
+  // 64x262144, kept it (whose items end on an iteration three quarters full).
+  struct MeasuredCell {
+    int64_t batch;
+    uint32_t vocab;
+    int elements_per_vector;
+    uint32_t splits;
+  };
+  for (const MeasuredCell& c : {MeasuredCell{64, 151666, 8, 7}, MeasuredCell{64, 151936, 4, 8},
+                                MeasuredCell{32, 151666, 4, 13}, MeasuredCell{32, 128256, 8, 16},
+                                MeasuredCell{64, 262144, 8, 7}, MeasuredCell{64, 262144, 4, 6},
+                                MeasuredCell{16, 128256, 4, 32}}) {
+    const LaunchPlan p = plan_launch(c.batch, c.vocab, true, c.elements_per_vector,
+                                     kStandardBlockThreads, 792);
+    CHECK(p.splits == c.splits, "%lldx%u, %d elements a vector: %u splits, expected %u",
+          static_cast<long long>(c.batch), c.vocab, c.elements_per_vector, p.splits, c.splits);
   }
 
   // The last: a GPU that would hold more split rows than a grid's y dimension.
