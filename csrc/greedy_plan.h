@@ -248,6 +248,15 @@ inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
     const int64_t wanted = split_target_blocks(resident_blocks) / batch;
     const int64_t most = units / min_units;
     splits = wanted < most ? wanted : most;
+    // No finer than one iteration an item (kUnroll vectors a thread): the
+    // rule that leaves such rows unsplit, for every row. Fewer items, each
+    // with all its loads in flight at once, finish sooner than more items of
+    // one or two loads each, whose combine adds more than their loads save.
+    if (contiguous) {
+      const int64_t one_iteration_units = static_cast<int64_t>(threads_per_block) * kOneIterationVectorsPerThread;
+      const int64_t one_iteration_items = (units + one_iteration_units - 1) / one_iteration_units;
+      if (splits > one_iteration_items) splits = one_iteration_items;
+    }
     // Rows that kMaxCollectedSplits blocks read in one iteration each are
     // split no further, so that their blocks combine by collection. At batch
     // 1-2, fp32 rows of 151666-262144 had 148-256 splits and the fenced
