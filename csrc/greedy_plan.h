@@ -31,21 +31,27 @@ struct LaunchPlan {
   uint32_t units_per_split;
 };
 
-// An item's least work, in 16-byte vectors per thread. Measured on an H100
-// (graph replay, L2-cold): at batch 1-16 the most blocks win, one vector per
-// thread beating a full kUnroll iteration per thread by 0.3-0.6 us, because a
-// block's own serial path (load, reduce, combine) is the latency floor.
-#ifndef SAFE_GREEDY_MIN_VECTORS_PER_THREAD
-#define SAFE_GREEDY_MIN_VECTORS_PER_THREAD 1
-#endif
-constexpr int64_t kMinVectorsPerThread = SAFE_GREEDY_MIN_VECTORS_PER_THREAD;
+// An item of a strided row reads at least this many elements a thread.
 constexpr int64_t kMinElementsPerThread = 8;
 
-// A row one block reads in a single iteration (every thread's kUnroll loads
-// in flight at once) is never split: splitting it cannot shorten
-// the one memory round trip, and the combine would add 0.7 us (measured on an
-// H100: 2.0 us without the combine against 2.76 us with it at 1 x 32000).
-constexpr int64_t kOneIterationVectorsPerThread = kUnroll;
+// The fewest items that read a contiguous row of `units` vectors in one
+// iteration each (kUnroll vectors a thread in flight at once), and the most
+// a contiguous row is split into. A row one block reads in one iteration is
+// never split: splitting it cannot shorten its one memory round trip, and the
+// combine would add 0.7 us (H100: 2.0 us unsplit against 2.76 us split at
+// 1 x 32000). Longer rows get no more items than it takes to read them in one
+// iteration an item. Side by side on an H100 (graph replay, L2-cold, 210
+// cells of batch 1-32 and vocab 32000-262144, median of 3 runs) against
+// splitting to a half wave of items of at least one vector a thread: 0.964x
+// the time, 0.954x in the 164 cells whose split count changed; 0.94-0.95x at
+// batch 1-4 (fp32 3x128256: 3.10 -> 2.69 us, 125 -> 32 splits), 0.97-0.99x at
+// 12-32; at most 0.06 us more in any cell (why fewer, fuller items win was
+// not profiled). Rows that 128 blocks read in one iteration each thus have at
+// most kMaxCollectedSplits splits and combine by collection.
+inline int64_t one_iteration_items(int64_t units, int threads) {
+  const int64_t per_item = static_cast<int64_t>(threads) * kUnroll;
+  return (units + per_item - 1) / per_item;
+}
 
 // The plan counts at most this many threads of resident blocks a
 // multiprocessor, whatever more the kernel's registers would allow. Its
@@ -87,10 +93,10 @@ inline int64_t split_target_blocks(int64_t resident_blocks) {
 // combine alone, less in 46 cells (0.16-0.44 us at batch 4-64, 1.13 us for
 // transposed bf16 64x32000), at most 0.06 us more; up to 64 splits, 0.952x.
 // Collecting every split row was up to 0.39 us slower where rows have more
-// than about 100 splits (fp32 1x262144, 256 splits; measured earlier). Rows
-// short enough are now split at most this many ways (plan_launch()), so only
-// rows longer than this many blocks read in one iteration each take the
-// fenced combine.
+// than about 100 splits (fp32 1x262144, 256 splits; measured earlier).
+// Contiguous rows are split no finer than one iteration an item
+// (one_iteration_items()), so of those only rows longer than this many
+// blocks read in one iteration each take the fenced combine.
 #ifndef SAFE_GREEDY_MAX_COLLECTED_SPLITS
 #define SAFE_GREEDY_MAX_COLLECTED_SPLITS 128
 #endif
@@ -125,14 +131,16 @@ inline bool ends_on_thin_iteration(int64_t units, int64_t splits, int threads) {
 
 // The split count for a contiguous row planned `splits` ways: where that ends
 // on a thin iteration, the fewest more splits, up to `most` and half as many
-// again, that do not; otherwise `splits`. Measured on an H100 (graph replay,
-// L2-cold, median of 2 runs) over 75 cells of batch 4-64 and vocab
-// 32000-262144, each at the plan's split count and at one fewer, one or two
-// more, a third, half and twice as many again: the 18 cells this rule changes
-// took 0.07-0.37 us less, none more (bf16 64x151666: 9.87 -> 9.59 us, 6 -> 7
-// splits, 13 strips an item in four iterations -> 11 in three). Other split
-// counts beat the plan by at most 0.16 us elsewhere, in no pattern a rule
-// could follow, and lost up to 0.8 us (fp32 64x262144 in 8 splits, not 6).
+// again, that do not; otherwise `splits`. Fitted on an H100 (graph replay,
+// L2-cold, median of 2 runs) over 75 cells of batch 4-64, each timed at the
+// plan's split count and at one fewer, one or two more, a third, half and
+// twice as many again: the 18 cells this changes took 0.07-0.37 us less,
+// none more (bf16 64x151666: 9.87 -> 9.59 us, 6 -> 7 splits, 13 strips an
+// item in four iterations -> 11 in three); other split counts lost up to
+// 0.8 us (fp32 64x262144 in 8 splits, not 6). Then side by side with the
+// plan without it, on 153 cells of batch 8-128 (vocab 32000-262144, 5
+// runs): the 129 whose split count changed took 0.969x the time, less in
+// 128, 0.04 us more in one (fp32 56x262144).
 inline int64_t splits_without_thin_iteration(int64_t units, int64_t splits, int threads,
                                              int64_t most) {
   if (!ends_on_thin_iteration(units, splits, threads)) return splits;
@@ -234,45 +242,23 @@ inline bool shares_blocks_between_rows(int64_t batch, int64_t units, bool contig
 // A short batch is split so that the launch is at most half a wave (three
 // quarters where that avoids a thin last iteration): every block starts at
 // once, each ends with one combine, and the combine's latency is paid once
-// per launch rather than once per wave. A batch of at least
+// per launch rather than once per wave. A contiguous row is split no finer
+// than one iteration an item (one_iteration_items()). A batch of at least
 // split_target_blocks rows needs no split.
 inline LaunchPlan plan_launch(int64_t batch, uint32_t vocab, bool contiguous,
                               int elements_per_vector, int threads_per_block,
                               int64_t resident_blocks) {
   const int64_t units = row_units(vocab, contiguous, elements_per_vector);
-  const int64_t min_units =
-      threads_per_block * (contiguous ? kMinVectorsPerThread : kMinElementsPerThread);
   int64_t splits = 1;
-  const bool one_iteration = contiguous && units <= threads_per_block * kOneIterationVectorsPerThread;
-  if (batch < max_split_rows(resident_blocks) && !one_iteration) {
+  if (batch < max_split_rows(resident_blocks)) {
     const int64_t wanted = split_target_blocks(resident_blocks) / batch;
-    const int64_t most = units / min_units;
+    const int64_t most = contiguous ? one_iteration_items(units, threads_per_block)
+                                    : units / (threads_per_block * kMinElementsPerThread);
     splits = wanted < most ? wanted : most;
-    // No finer than one iteration an item (kUnroll vectors a thread): the
-    // rule that leaves such rows unsplit, for every row. Fewer items, each
-    // with all its loads in flight at once, finish sooner than more items of
-    // one or two loads each, whose combine adds more than their loads save.
-    if (contiguous) {
-      const int64_t one_iteration_units = static_cast<int64_t>(threads_per_block) * kOneIterationVectorsPerThread;
-      const int64_t one_iteration_items = (units + one_iteration_units - 1) / one_iteration_units;
-      if (splits > one_iteration_items) splits = one_iteration_items;
-    }
-    // Rows that kMaxCollectedSplits blocks read in one iteration each are
-    // split no further, so that their blocks combine by collection. At batch
-    // 1-2, fp32 rows of 151666-262144 had 148-256 splits and the fenced
-    // combine; in 128 splits (H100, graph replay, L2-cold, median of 3 runs)
-    // fp32 1x262144, 2x151666, 2x151936 and 2x262144 took 0.06-0.22 us less
-    // (2x262144: 3.41 -> 3.19 us), 1x151666 and 1x151936 the same within
-    // 0.01 us. Longer rows keep their splits (not measured).
-    const int64_t collectable_units =
-        static_cast<int64_t>(kMaxCollectedSplits) * threads_per_block * kOneIterationVectorsPerThread;
-    if (contiguous && units <= collectable_units && splits > static_cast<int64_t>(kMaxCollectedSplits)) {
-      splits = kMaxCollectedSplits;
-    }
     if (splits < 1) splits = 1;
-    // Only rows combined by collection, then and now: the search stays short
-    // (at most kMaxCollectedSplits / 2 candidates a call), and rows of more
-    // splits were not measured.
+    // Only rows combined by collection: the search stays short (at most
+    // kMaxCollectedSplits / 2 candidates a call), and rows of more splits
+    // were not measured.
     if (contiguous && splits > 1 && splits <= static_cast<int64_t>(kMaxCollectedSplits)) {
       const int64_t limit = most < static_cast<int64_t>(kMaxCollectedSplits) ? most : kMaxCollectedSplits;
       splits = splits_without_thin_iteration(units, splits, threads_per_block, limit);

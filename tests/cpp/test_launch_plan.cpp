@@ -232,12 +232,18 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   CHECK(items <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()),
         CTX " need %llu blocks", ARGS, static_cast<unsigned long long>(items));
   if (splits > 1) {
-    // Every item of a split row has its minimum of work per thread.
+    // Every item of a split row has its minimum of work per thread: a
+    // contiguous one at least a vector, a strided one kMinElementsPerThread.
     const uint64_t min_units =
-        static_cast<uint64_t>(threads) * (contiguous ? safe_greedy::gpu::kMinVectorsPerThread
-                                                      : safe_greedy::gpu::kMinElementsPerThread);
+        static_cast<uint64_t>(threads) * (contiguous ? 1 : safe_greedy::gpu::kMinElementsPerThread);
     CHECK(per >= min_units, CTX " give an item less than %llu units", ARGS,
           static_cast<unsigned long long>(min_units));
+  }
+  // A contiguous row is split no finer than one iteration an item.
+  if (contiguous) {
+    const uint64_t fewest = static_cast<uint64_t>(safe_greedy::gpu::one_iteration_items(units, threads));
+    CHECK(splits <= (fewest > 1 ? fewest : 1), CTX " split finer than one iteration an item (%llu)",
+          ARGS, static_cast<unsigned long long>(fewest));
   }
   // The kernel computes indices in 32 bits: a contiguous item's vector
   // indices reach under kUnroll strides (splits * threads vectors) past the
