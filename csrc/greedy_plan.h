@@ -74,12 +74,14 @@ inline int64_t planned_blocks_per_multiprocessor(int64_t fit, int threads) {
 }
 
 // How many blocks a short batch is split into: half of those resident at
-// once. Measured on an H100 (graph replay, L2-cold, 6 resident blocks of 256
-// threads per multiprocessor) by forcing every split count: at batch 1-16
-// the most blocks a row allows come within 0.2 us of the best; from batch 16
-// on the best launch has 1-4 blocks per multiprocessor, and a full wave lost
-// 0.15-2.0 us (bf16 256 x 32000: 8.94 us unsplit against 10.34 us in three
-// splits).
+// once, unless a row's items would then read less than one iteration each
+// (one_iteration_items()). Measured on an H100 (graph replay, L2-cold, 6
+// resident blocks of 256 threads per multiprocessor) by forcing every split
+// count, before items interleaved: at batch 1-16 the most blocks a row
+// allowed came within 0.2 us of the best (no longer so: see
+// one_iteration_items()); from batch 16 on the best launch had 1-4 blocks
+// per multiprocessor, and a full wave lost 0.15-2.0 us (bf16 256 x 32000:
+// 8.94 us unsplit against 10.34 us in three splits).
 inline int64_t split_target_blocks(int64_t resident_blocks) {
   return resident_blocks / 2 > 1 ? resident_blocks / 2 : 1;
 }
