@@ -477,7 +477,12 @@ def _two_sources_with_distinct_maxima(batch, vocab, dtype):
 
 @pytest.mark.parametrize(
     "batch, vocab, dtype",
-    [(1, 151936, torch.float32), (4, 151936, torch.bfloat16), (16, 32000, torch.float32)],
+    [
+        (1, 600000, torch.float32),
+        (1, 151936, torch.float32),
+        (4, 151936, torch.bfloat16),
+        (16, 32000, torch.float32),
+    ],
     ids=str,
 )
 def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
@@ -486,8 +491,9 @@ def test_graphs_captured_on_one_stream_replay_concurrently(batch, vocab, dtype):
     own blocks only. Each capture holds a workspace of its own; sharing one,
     the two streams' blocks would max keys into each other's rows (the fenced
     combine) or take each other's tickets (the combine by collection).
-    The shapes cover both combines on an H100 (batch 1 the fenced one, the
-    others collection). 74f83ec's one workspace per stream fails this test."""
+    The shapes cover both combines (1x600000 fp32, split over 147 items on
+    an H100, the fenced one; the others collection). 74f83ec's one workspace
+    per stream fails this test."""
     sources, expected = _two_sources_with_distinct_maxima(batch, vocab, dtype)
     graphs_per_source, calls_per_graph = 6, 8
     outs = [
@@ -557,7 +563,8 @@ def test_graph_workspaces_stay_clean_across_graph_lifetimes():
     combines, graphs destroyed in a different order from their capture."""
     import gc
 
-    shapes = [(1, 151936, torch.float32), (4, 151936, torch.bfloat16), (8, 262144, torch.float16)]
+    # 1x600000 fp32 is the fenced combine (147 items on an H100), the others collection.
+    shapes = [(1, 600000, torch.float32), (4, 151936, torch.bfloat16), (8, 262144, torch.float16)]
     for round_ in range(4):
         live = []
         for k, (batch, vocab, dtype) in enumerate(shapes):
@@ -583,10 +590,11 @@ def test_destroyed_graphs_give_their_workspaces_back_for_reuse():
     """Capturing and destroying thousands of graphs of a split row holds
     device memory flat: each capture draws its workspace from those that
     destroyed graphs gave back. A capture that allocated a new workspace each
-    time would take a few kilobytes per graph (the plan's split blocks times
-    12 bytes), about 19 MB here on an H100 (a build that never reuses them
-    took 18.0 MiB and failed this test); the driver's memory is measured, as
-    the workspaces do not come from torch's allocator."""
+    time would take a few kilobytes per graph (12 bytes a slot, a slot for
+    each of the most items a split launch can have), about 28 MB here on an
+    H100 (a build that never reused them, whose workspaces were two thirds
+    the size, took 18.0 MiB and failed this test); the driver's memory is
+    measured, as the workspaces do not come from torch's allocator."""
     captures = 4000
     logits, _ = adversarial_batch(1, 151936, torch.float32, DEVICE, seed=5)
     out = torch.full((1,), SENTINEL, dtype=torch.int64, device=DEVICE)
