@@ -142,7 +142,9 @@ inline bool ends_on_thin_iteration(int64_t units, int64_t splits, int threads) {
 // 0.8 us (fp32 64x262144 in 8 splits, not 6). Then side by side with the
 // plan without it, on 153 cells of batch 8-128 (vocab 32000-262144, 5
 // runs): the 129 whose split count changed took 0.969x the time, less in
-// 128, 0.04 us more in one (fp32 56x262144).
+// 128, 0.04 us more in one (fp32 56x262144). Both before one_iteration_items()
+// bounded the split count; the cells this changes are the same since, as it
+// only applies where the plan's items take more than one iteration.
 inline int64_t splits_without_thin_iteration(int64_t units, int64_t splits, int threads,
                                              int64_t most) {
   if (!ends_on_thin_iteration(units, splits, threads)) return splits;
