@@ -36,11 +36,33 @@ static_assert(kStandardBlockThreads % kShortRowThreads == 0 && kShortRowThreads 
 
 namespace {
 
+// Replays the loop of contiguous_item_key() for thread `tid` of item `split`
+// of a row of `vectors` whole vectors split `splits` ways over `threads`
+// threads an item, in the kernel's own 32-bit arithmetic: items interleave
+// in strips of `threads` vectors; whole iterations of kUnroll strips, their
+// loads unchecked, then one partial iteration, its loads predicated. Calls
+// load(iteration, v) for each vector the thread loads.
+template <class Load>
+void replay_item_loop(uint32_t vectors, uint32_t splits, uint32_t split, uint32_t tid, int threads,
+                      Load load) {
+  const uint32_t kThreads = static_cast<uint32_t>(threads);
+  const uint32_t stride = splits * kThreads;
+  int64_t iteration = 0;
+  uint32_t strip = split * kThreads;
+  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride, ++iteration) {
+    for (int u = 0; u < kUnroll; ++u) load(iteration, strip + u * stride + tid);
+  }
+  if (strip < vectors) {
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint32_t v = strip + u * stride + tid;
+      if (v < vectors) load(iteration, v);
+    }
+  }
+}
+
 // Replays the contiguous kernel's split of one row (contiguous_item_key) for
 // a row starting `head` elements before a 128-byte boundary, read by
-// `threads` threads an item, in the kernel's own 32-bit arithmetic (items
-// interleave in strips of `threads` vectors; whole iterations of kUnroll
-// strips, then one partial), and counts how often each element is read.
+// `threads` threads an item, and counts how often each element is read.
 bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_t head,
                                 int threads, const LaunchPlan& plan) {
   std::vector<uint8_t> reads(vocab, 0);
@@ -49,7 +71,6 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
   head = head < vocab ? head : vocab;
   const uint32_t vectors = (vocab - head) / kElems;
   const uint32_t body_end = head + vectors * kElems;
-  const uint32_t stride = plan.splits * kThreads;
   // Counts vector v's elements; a vector past the row's whole vectors is a
   // read out of bounds.
   bool in_bounds = true;
@@ -62,16 +83,8 @@ bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_
   };
   for (uint32_t split = 0; split < plan.splits; ++split) {
     for (uint32_t tid = 0; tid < kThreads; ++tid) {
-      uint32_t strip = split * kThreads;
-      for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
-        for (int u = 0; u < kUnroll; ++u) read_vector(strip + u * stride + tid);
-      }
-      if (strip < vectors) {
-        for (int u = 0; u < kUnroll; ++u) {
-          const uint32_t v = strip + u * stride + tid;
-          if (v < vectors) read_vector(v);
-        }
-      }
+      replay_item_loop(vectors, plan.splits, split, tid, threads,
+                       [&](int64_t, uint32_t v) { read_vector(v); });
       if (split == 0) {
         for (uint32_t i = tid; i < head; i += kThreads) ++reads[i];
         if (tid < kElems && body_end + tid < vocab) ++reads[body_end + tid];
@@ -102,24 +115,19 @@ bool strided_reads_each_once(uint32_t vocab, int threads, const LaunchPlan& plan
   return true;
 }
 
-// Replays the iterations of the contiguous kernel's loop for item `split` of
-// a row of `vectors` whole vectors (no head), as contiguous_item_key() runs
-// them in thread 0: how many, and how many strips the last one reads.
+// The iterations of the contiguous kernel's loop for item `split` of a row
+// of `vectors` whole vectors (no head), as thread 0 runs them: how many, and
+// how many strips (its loads) the last one reads.
 safe_greedy::gpu::ItemIterations replayed_iterations(uint32_t vectors, uint32_t splits,
                                                      uint32_t split, int threads) {
-  const uint32_t kThreads = static_cast<uint32_t>(threads);
-  const uint32_t stride = splits * kThreads;
   safe_greedy::gpu::ItemIterations it{0, 0};
-  uint32_t strip = split * kThreads;
-  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
-    it.count += 1;
-    it.last_strips = kUnroll;
-  }
-  if (strip < vectors) {
-    it.count += 1;
-    it.last_strips = 0;
-    for (int u = 0; u < kUnroll; ++u) it.last_strips += strip + u * stride < vectors;
-  }
+  replay_item_loop(vectors, splits, split, 0, threads, [&](int64_t iteration, uint32_t) {
+    if (iteration + 1 > it.count) {
+      it.count = iteration + 1;
+      it.last_strips = 0;
+    }
+    ++it.last_strips;
+  });
   return it;
 }
 
