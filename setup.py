@@ -23,8 +23,8 @@ from setuptools import find_packages, setup
 from torch.utils import cpp_extension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CPU_SOURCES = ["csrc/greedy_ops.cpp", "csrc/greedy_cpu.cpp"]
-GPU_SOURCES = ["csrc/greedy_cuda.cu", "csrc/greedy_gpu_workspace.cu"]
+CPU_SOURCES = ["csrc/extension/greedy_ops.cpp", "csrc/extension/greedy_cpu_launcher.cpp"]
+GPU_SOURCES = ["csrc/extension/greedy_gpu_launcher.cu", "csrc/extension/greedy_gpu_workspace.cu"]
 
 # With no GPU to look at, torch has no architecture to derive the list from
 # (2.14 stops with an IndexError on the empty list), and a long list would
@@ -152,6 +152,7 @@ def extension():
     if torch.backends.openmp.is_available():
         cxx_flags.append("-fopenmp")
         link_flags.append("-fopenmp")
+    # The extension (csrc/extension) names the torch-free headers as kernels/...
     include_dirs = [os.path.join(HERE, "csrc")]
     if want_gpu_build():
         default_cuda_arch_list()

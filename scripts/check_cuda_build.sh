@@ -24,10 +24,10 @@ python=${PYTHON:-python3}
 mkdir -p "$out"
 
 for arch in sm_75 sm_80; do
-  "$nvcc" -arch=$arch -O3 -std=c++17 -I"$repo/csrc" -c "$src" -o "$out/$name.$arch.o"
+  "$nvcc" -arch=$arch -O3 -std=c++17 -I"$repo/csrc/kernels" -c "$src" -o "$out/$name.$arch.o"
 done
 obj=$out/$name.sm_90.o
-"$nvcc" -arch=sm_90 -O3 -std=c++17 -I"$repo/csrc" -c "$src" -o "$obj"
+"$nvcc" -arch=sm_90 -O3 -std=c++17 -I"$repo/csrc/kernels" -c "$src" -o "$obj"
 
 # cuobjdump -sass hands the disassembly to nvdisasm. Toolkits installed from
 # pip wheels (as here) have neither, so look beside the real nvcc (the one on

@@ -31,7 +31,7 @@ if ! command -v clang++-19 >/dev/null || ! command -v clang-offload-bundler-19 >
   bc=$(bitcode_dir)
 fi
 
-common=(-x hip --rocm-path=/usr -O3 -std=c++17 -I"$repo/csrc")
+common=(-x hip --rocm-path=/usr -O3 -std=c++17 -I"$repo/csrc/kernels")
 
 # MI200: full object (host + device), proves the source links against the device libs.
 clang++-19 "${common[@]}" --offload-arch=gfx90a --rocm-device-lib-path="$bc" \

@@ -43,12 +43,12 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
 
 _LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _OUT_DTYPES = (torch.int32, torch.int64)
-_MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/greedy_key.h
+_MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/kernels/greedy_key.h
 
 
 @torch.library.register_fake("safe_greedy::greedy_sample")
 def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
-    # The checks of csrc/greedy_checks.h that need no data, in its order, so
+    # The checks of csrc/extension/greedy_checks.h that need no data, in its order, so
     # that meta and fake tensors (tracing, torch.compile) refuse what the
     # kernels refuse, with the same exception types. Whether out shares
     # memory with logits needs real addresses and stays with the kernels.

@@ -1,8 +1,9 @@
-// safe_greedy::gpu::plan_launch (csrc/greedy_plan.h) against what the GPU
-// kernel (csrc/greedy_gpu.cuh) and its launcher (csrc/greedy_cuda.cu) assume
-// of a plan, over a grid of batch and vocab sizes, element widths, layouts
-// and GPU sizes. Where a row is small enough, the kernel's index arithmetic is
-// replayed to show that every element is read by exactly one item.
+// safe_greedy::gpu::plan_launch (csrc/kernels/greedy_plan.h) against what the
+// GPU kernel (csrc/kernels/greedy_gpu.cuh) and its launcher
+// (csrc/extension/greedy_gpu_launcher.cu) assume of a plan, over a grid of
+// batch and vocab sizes, element widths, layouts and GPU sizes. Where a row is
+// small enough, the kernel's index arithmetic is replayed to show that every
+// element is read by exactly one item.
 #include <stdint.h>
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The ordering rule of csrc/greedy_key.h (and the CPU kernel's integer lanes)
+// The ordering rule of csrc/kernels/greedy_key.h (and the CPU kernel's integer lanes)
 // against torch.argmax's rule written directly, exhaustively where the domain
 // allows it (every fp16 and bf16 pattern, every fp32 pattern for the image) and
 // on special and random values elsewhere.

@@ -14,10 +14,10 @@
 
 #include "greedy_checks.h"
 #include "greedy_dispatch.h"
-#include "greedy_gpu.cuh"
 #include "greedy_gpu_workspace.h"
 #include "greedy_ops.h"
-#include "greedy_plan.h"
+#include "kernels/greedy_gpu.cuh"
+#include "kernels/greedy_plan.h"
 
 namespace safe_greedy {
 namespace {

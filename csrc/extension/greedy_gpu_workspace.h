@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "greedy_key.h"
+#include "kernels/greedy_key.h"
 
 namespace safe_greedy {
 namespace gpu {

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "greedy_checks.h"
-#include "greedy_cpu.h"
 #include "greedy_dispatch.h"
 #include "greedy_ops.h"
+#include "kernels/greedy_cpu.h"
 
 namespace safe_greedy {
 namespace {

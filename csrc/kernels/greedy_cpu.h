@@ -1,8 +1,8 @@
 // The CPU kernel of greedy_sample: the key of one segment of one row.
 //
 // Torch-free, so that the C++ tests exercise it directly. The launcher
-// (greedy_cpu.cpp) splits the work into segments across threads and combines
-// the segments' keys with max_key.
+// (extension/greedy_cpu_launcher.cpp) splits the work into segments across
+// threads and combines the segments' keys with max_key.
 //
 // A contiguous segment is read in chunks that stay in L1. Pass one computes
 // the chunk's maximum and whether it holds a NaN, in a loop with no data-

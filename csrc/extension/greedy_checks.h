@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "greedy_key.h"
+#include "kernels/greedy_key.h"
 
 namespace safe_greedy {
 

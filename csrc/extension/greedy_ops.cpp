@@ -1,7 +1,7 @@
 // The operator's schema, its CPU kernel, its in-place bookkeeping, and the
 // Python module that loads it.
 //
-// The CUDA kernel registers itself in greedy_cuda.cu (CUDA and ROCm builds);
+// The CUDA kernel registers itself in greedy_gpu_launcher.cu (CUDA and ROCm builds);
 // the fake kernel for tracing lives in python/safe_greedy/ops.py.
 #include <Python.h>
 #include <ATen/core/dispatch/Dispatcher.h>

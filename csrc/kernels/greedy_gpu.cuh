@@ -1,8 +1,8 @@
 // The GPU kernel of greedy_sample, one source for CUDA (nvcc) and ROCm (hip).
 //
 // Torch-free: raw pointers, templated on the block size, the logits' storage
-// type and the output's index type. greedy_cuda.cu launches it;
-// tests/gpu_compile compiles it for AMD targets without torch.
+// type and the output's index type. extension/greedy_gpu_launcher.cu launches
+// it; tests/gpu_compile compiles it for AMD targets without torch.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
 //   * A block reads one item: a whole row, or one of `splits` interleaved
@@ -672,9 +672,9 @@ __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, 
 }
 
 // Programmatic dependent launch (sm_90 and later). Where the launcher asks for
-// it (launch_kernel() in greedy_cuda.cu), this grid's blocks start while the
-// kernel before it in the stream is still finishing, so the launch latency
-// hides behind that kernel's tail; elsewhere this is a no-op. Nothing may touch
+// it (launch_kernel() in extension/greedy_gpu_launcher.cu), this grid's blocks
+// start while the kernel before it in the stream is still finishing, so the
+// launch latency hides behind that kernel's tail; elsewhere this is a no-op. Nothing may touch
 // memory before it returns: the logits are usually that kernel's output, and
 // the workspace may still be in use by the previous greedy_sample on the stream.
 __device__ __forceinline__ void wait_for_previous_grid() {

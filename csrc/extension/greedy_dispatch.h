@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "greedy_key.h"
+#include "kernels/greedy_key.h"
 
 // Runs the body with LogitsT bound to float, safe_greedy::bf16_t or
 // safe_greedy::fp16_t. The dtype was validated before dispatch.
