@@ -99,7 +99,7 @@ SG_HOST_DEVICE bool replaces(float v, float best) {
 // either is one, otherwise the larger (either of -0.0 and +0.0, which tie).
 // Order-free, so a vector's elements can be reduced to their greatest value
 // in any grouping; which index holds it is found afterwards (see
-// BestVector in greedy_gpu.cuh).
+// BestVector in greedy_gpu_item_loops.cuh).
 SG_HOST_DEVICE float greater_of(float a, float b) {
   return (a != a || a > b) ? a : b;
 }

@@ -27,7 +27,7 @@ struct LaunchPlan {
   // Strided rows: the elements of each item, which reads them consecutively.
   // Contiguous rows: the vectors of each item to within one strip of
   // threads_per_block vectors, as their items interleave strip by strip
-  // (contiguous_item_key() in greedy_gpu.cuh).
+  // (contiguous_item_key() in greedy_gpu_item_loops.cuh).
   uint32_t units_per_split;
 };
 
@@ -107,7 +107,7 @@ static_assert(kMaxCollectedSplits >= 1, "set SAFE_GREEDY_MAX_COLLECTED_SPLITS to
 
 // An item's iterations over a contiguous row of `units` vectors split
 // `splits` ways, in blocks of `threads` threads: each thread reads one vector
-// of each of the item's strips (contiguous_item_key() in greedy_gpu.cuh),
+// of each of the item's strips (contiguous_item_key() in greedy_gpu_item_loops.cuh),
 // kUnroll strips an iteration. The first items of the row get the most
 // strips, and `last_strips` (1 to kUnroll) is what their last iteration reads.
 struct ItemIterations {

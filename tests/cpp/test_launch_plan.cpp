@@ -220,7 +220,7 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
         CTX " split into more items than the workspace has key slots", ARGS);
   // Rows combined by collection get no empty item, even when they start
   // just past a 128-byte boundary and so have the fewest whole vectors (the
-  // kernel copes with one anyway: published_key() in greedy_gpu.cuh).
+  // kernel copes with one anyway: published_key() in greedy_gpu_combines.cuh).
   if (splits > 1 && splits <= safe_greedy::gpu::kMaxCollectedSplits) {
     CHECK((splits - 1) * per < fewest_units, CTX " give a collected row an empty item", ARGS);
   }

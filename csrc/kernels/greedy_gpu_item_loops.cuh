@@ -1,0 +1,247 @@
+// The loops in which a block's threads read one item (a whole row or one
+// split of it) and keep their best element: contiguous rows 16 bytes at a
+// time, strided rows one element at a time.
+#pragma once
+
+#include <stdint.h>
+
+#include "greedy_gpu_memory.cuh"
+#include "greedy_gpu_params.h"
+#include "greedy_gpu_vector.cuh"
+#include "greedy_key.h"
+#include "greedy_plan.h"  // kUnroll
+
+namespace safe_greedy {
+namespace gpu {
+
+// A running maximum over elements visited in increasing index order, in the
+// float domain. `index` starts at the first index the owner will visit, so an
+// owner whose first element is -inf still reports it; owners that visit
+// nothing report kEmptyKey (see key()).
+struct RunningMax {
+  float value;
+  uint32_t index;
+
+  __device__ __forceinline__ void start(uint32_t first_index) {
+    value = -__int_as_float(0x7F800000);  // -inf
+    index = first_index;
+  }
+
+  __device__ __forceinline__ void visit(float v, uint32_t i) {
+    if (replaces(v, value)) {
+      value = v;
+      index = i;
+    }
+  }
+
+  // `visited` says whether the first index was actually read.
+  __device__ __forceinline__ Key key(bool visited) const {
+    return visited ? make_key(value, index) : kEmptyKey;
+  }
+};
+
+// Folds one 16-byte vector, whose first element has index `first`, into a
+// running maximum. The vector's best element is found by a pairwise tree, the
+// lower index of each pair on the left, so replaces() keeps the ordering rule;
+// the dependent chain is then log2(kElements) + 1 comparisons long instead of
+// kElements, in no more instructions (fewer for sm_90): that chain is on the
+// latency path of the block whose loads return last. When this ran on every
+// vector, against visiting the elements in order (H100, side by side): fp32
+// from 1.1% less time to 0.2% more; bf16 from 1.4% less to 0.9% more (see
+// docs/PERFORMANCE.md). Contiguous rows now run it once per thread, on the
+// vector BestVector kept; strided rows never.
+template <class T>
+__device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loaded, uint32_t first) {
+  constexpr int kElems = Vector<T>::kElements;
+  float value[kElems];
+  uint32_t offset[kElems];
+#pragma unroll
+  for (int e = 0; e < kElems; ++e) {
+    value[e] = Vector<T>::get(loaded, e);
+    offset[e] = e;
+  }
+#pragma unroll
+  for (int width = 1; width < kElems; width *= 2) {
+#pragma unroll
+    for (int e = 0; e < kElems; e += 2 * width) {
+      if (replaces(value[e + width], value[e])) {
+        value[e] = value[e + width];
+        offset[e] = offset[e + width];
+      }
+    }
+  }
+  acc.visit(value[0], first + offset[0]);
+}
+
+// The first, in index order, of the vectors a thread visits that holds the
+// greatest element among them. Each vector is compared by its greatest value
+// alone (Vector<T>::greatest()), and only the kept one is searched for the
+// element, once, in key(). One iteration of the body's loop (kUnroll = 4
+// vectors) compiles for sm_90 to 74-77 instructions for 16-bit elements and
+// 66-71 for fp32, against 187-191 and 98-101 when every vector went through
+// visit_vector(). Side by side with that on an H100, under the same launch
+// plan (219 cells of batch 1-4096, graph replay, L2-cold, median of 3 runs):
+// 0.960x the time, faster in 214 cells (see docs/PERFORMANCE.md).
+template <class T>
+struct BestVector {
+  float value;     // the kept vector's greatest element
+  uint32_t first;  // the index of its first element
+  uint4 data;
+
+  // Until a vector replaces it, a vector of -inf at `first_index`: a thread
+  // whose elements are all -inf reports the first of them.
+  __device__ __forceinline__ void start(uint32_t first_index) {
+    value = -__int_as_float(0x7F800000);  // -inf
+    first = first_index;
+    constexpr uint32_t w = Vector<T>::kNegativeInfinityWord;
+    data = make_uint4(w, w, w, w);
+  }
+
+  // Vectors must come in increasing index order: a tie keeps the earlier.
+  // The second form is given the vector's greatest value.
+  __device__ __forceinline__ void visit(const uint4& loaded, uint32_t first_index) {
+    visit(loaded, Vector<T>::greatest(loaded), first_index);
+  }
+  __device__ __forceinline__ void visit(const uint4& loaded, float greatest, uint32_t first_index) {
+    if (replaces(greatest, value)) {
+      value = greatest;
+      first = first_index;
+      data = loaded;
+    }
+  }
+
+  // `visited` says whether the thread read any vector.
+  __device__ __forceinline__ Key key(bool visited) const {
+    RunningMax best;
+    best.start(first);
+    visit_vector<T>(best, data, first);
+    return best.key(visited);
+  }
+};
+
+// The key of thread `tid` of the kThreads that read item `split` of the
+// `splits` of a row whose vocab dimension is contiguous, over its share of
+// the row. (`splits` is an argument, not p.splits, so that groups that read
+// whole rows pass a constant 1: with their stride known only at run time,
+// nvcc 13 put comparisons between the group kernels' loads of one
+// iteration, which the SASS check of scripts/check_cuda_build.sh rejects.)
+//
+// The row's items interleave: the row's vectors are dealt out in strips of
+// kThreads, strip j to item j % splits, and a thread reads its own place in
+// each of its item's strips. Against each item reading one consecutive range,
+// side by side on an H100 (graph replay, L2-cold, 219 cells of batch 1-4096,
+// 3 runs alternating): 0.979x the time overall, 1.5-3.6% less at batch 1-64
+// and 0.1-1.6% less from batch 128 on (see docs/PERFORMANCE.md).
+template <int kThreads, class T>
+__device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
+                                                   uint32_t splits, uint32_t split, int tid) {
+  constexpr int kElems = Vector<T>::kElements;
+  static_assert(kThreads >= kElems, "the tail takes one thread per element");
+  static_assert(2 * kThreads * sizeof(T) >= 128, "the head takes at most two elements a thread");
+  // Elements before the first 128-byte boundary, read one at a time, so that
+  // the vectors start on a cache line and each warp's loads cover whole lines
+  // (rows starting mid-line took 3-5% longer at batch 256-4096 on an H100;
+  // see docs/PERFORMANCE.md). Rows are element-aligned.
+  const uint32_t misalignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) & 127u);
+  uint32_t head = ((128u - misalignment) & 127u) / sizeof(T);
+  head = head < p.vocab ? head : p.vocab;
+  const uint32_t vectors = (p.vocab - head) / kElems;
+  const uint32_t body_end = head + vectors * kElems;  // first tail element
+  const uint4* __restrict__ vec = reinterpret_cast<const uint4*>(row + head);
+
+  // The scalar head (under 128 bytes) and tail (fewer than kElems elements)
+  // belong to the first item and are read after the body. Prefetched into L2
+  // first, so that a row that is not a whole number of aligned vectors does
+  // not pay one more DRAM round trip after the body's (holding the values in
+  // registers instead cost the fp32 kernel 8 registers and a block per
+  // multiprocessor).
+  const bool first_item = split == 0;
+  const bool has_head = first_item && static_cast<uint32_t>(tid) < head;
+  const uint32_t tail_index = body_end + tid;
+  const bool has_tail = first_item && tid < kElems && tail_index < p.vocab;
+  if (has_head) prefetch_l2(row + tid);
+  if (has_tail) prefetch_l2(row + tail_index);
+
+  // Vectors between one of this item's strips and its next. An iteration
+  // reads kUnroll strips, and visits their vectors in increasing index order.
+  const uint32_t stride = splits * kThreads;
+  const uint32_t first = split * kThreads + tid;
+  BestVector<T> best;
+  best.start(head + first * kElems);
+  // Whole iterations, tested on the block's first strip so that the test is
+  // the same in every thread: every load in range, no checks.
+  uint32_t strip = split * kThreads;
+  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+    uint4 loaded[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * stride + tid);
+    // The iteration's best vector by a pairwise tree, the lower index of each
+    // pair on the left, then one comparison with the kept vector. Visited
+    // one by one instead, the kernels of one item a block took 40 registers
+    // on sm_90 rather than 32, and the fp32 kernel of 32-thread rows stopped
+    // issuing an iteration's loads together.
+    float greatest[kUnroll];
+    uint32_t at[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      greatest[u] = Vector<T>::greatest(loaded[u]);
+      at[u] = head + (strip + u * stride + tid) * kElems;
+    }
+#pragma unroll
+    for (int width = 1; width < kUnroll; width *= 2) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; u += 2 * width) {
+        if (replaces(greatest[u + width], greatest[u])) {
+          greatest[u] = greatest[u + width];
+          at[u] = at[u + width];
+          loaded[u] = loaded[u + width];
+        }
+      }
+    }
+    best.visit(loaded[0], greatest[0], at[0]);
+  }
+  // The last, partial iteration: each load predicated on its index.
+  if (strip < vectors) {
+    uint4 loaded[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint32_t v = strip + u * stride + tid;
+      loaded[u] = load_vector_if(vec + v, v < vectors);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint32_t v = strip + u * stride + tid;
+      if (v < vectors) best.visit(loaded[u], head + v * kElems);
+    }
+  }
+  Key k = best.key(first < vectors);
+
+  if (has_head) k = max_key(k, make_key(Vector<T>::scalar(row + tid), tid));
+  // Groups of 32 threads reading 16-bit rows: up to 63 head elements.
+  if constexpr (kThreads < 128 / sizeof(T)) {
+    const uint32_t second = tid + kThreads;
+    if (first_item && second < head) k = max_key(k, make_key(Vector<T>::scalar(row + second), second));
+  }
+  if (has_tail) k = max_key(k, make_key(Vector<T>::scalar(row + tail_index), tail_index));
+  return k;
+}
+
+// The same for a row whose vocab dimension has a stride other than 1: one
+// element at a time.
+template <int kThreads, class T>
+__device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const Params& p,
+                                                uint32_t split, int tid) {
+  const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
+  const uint64_t end64 = begin64 + p.units_per_split;
+  const uint32_t end = static_cast<uint32_t>(end64 < p.vocab ? end64 : p.vocab);
+  const uint32_t first = static_cast<uint32_t>(begin64) + tid;
+  RunningMax acc;
+  acc.start(first);
+  for (uint32_t i = first; i < end; i += kThreads) {
+    acc.visit(Vector<T>::scalar(row + static_cast<int64_t>(i) * p.column_stride), i);
+  }
+  return acc.key(first < end);
+}
+
+}  // namespace gpu
+}  // namespace safe_greedy

@@ -1,0 +1,29 @@
+// What the launcher passes the GPU kernel: host and device see one layout.
+#pragma once
+
+#include <stdint.h>
+
+#include "greedy_key.h"
+
+namespace safe_greedy {
+namespace gpu {
+
+struct Params {
+  const void* logits;
+  void* out;
+  int64_t out_stride;     // elements between outputs
+  int64_t row_stride;     // elements between rows
+  int64_t column_stride;  // elements between columns (1 for the fast path)
+  uint32_t vocab;
+  uint32_t splits;             // items per row
+  uint32_t units_per_split;    // elements per item of a strided row (contiguous ones interleave)
+  // Zero between calls; used when splits > 1. row_keys holds a key per row
+  // (fenced combine) or a slot per item (collected combine): see read_item()
+  // in greedy_gpu.cuh.
+  Key* row_keys;               // [rows * splits]
+  uint32_t* row_arrivals;      // [rows]
+  int64_t rows;                // the batch
+};
+
+}  // namespace gpu
+}  // namespace safe_greedy
