@@ -13,7 +13,7 @@ namespace {
 
 struct Slots {
   Workspace workspace;
-  int64_t rows;
+  int64_t count;  // key slots, and as many row counters
 };
 
 // Puts this thread in the relaxed capture mode for its lifetime: memory is
@@ -33,10 +33,10 @@ class RelaxedCaptureMode {
 // Allocates and zeroes outside any stream capture that may be under way on
 // this thread (on a stream of its own, synchronously): the slots must be zero
 // before the first launch, captured or not.
-Slots create_slots(int64_t rows) {
+Slots create_slots(int64_t count) {
   const RelaxedCaptureMode relaxed;
-  const size_t key_bytes = static_cast<size_t>(rows) * sizeof(Key);
-  const size_t bytes = key_bytes + static_cast<size_t>(rows) * sizeof(uint32_t);
+  const size_t key_bytes = static_cast<size_t>(count) * sizeof(Key);
+  const size_t bytes = key_bytes + static_cast<size_t>(count) * sizeof(uint32_t);
   void* memory = nullptr;
   cudaError_t err = cudaMalloc(&memory, bytes);
   cudaStream_t side = nullptr;
@@ -50,21 +50,21 @@ Slots create_slots(int64_t rows) {
   auto* base = static_cast<unsigned char*>(memory);
   return Slots{Workspace{reinterpret_cast<Key*>(base),
                          reinterpret_cast<uint32_t*>(base + key_bytes)},
-               rows};
+               count};
 }
 
 // Eager launches: the workspace of each (device, stream), kept forever.
-Workspace stream_workspace(int device, cudaStream_t stream, int64_t rows) {
+Workspace stream_workspace(int device, cudaStream_t stream, int64_t count) {
   static std::mutex mutex;
   // Never destroyed: the slots outlive every stream that might still use them,
   // and freeing device memory at process exit races the driver's teardown.
   static auto* slots = new std::map<std::pair<int, cudaStream_t>, Slots>();
   const std::lock_guard<std::mutex> lock(mutex);
   auto it = slots->find({device, stream});
-  if (it != slots->end() && it->second.rows >= rows) return it->second.workspace;
+  if (it != slots->end() && it->second.count >= count) return it->second.workspace;
   // A larger request than before (a device whose occupancy grew) leaks the
   // old slots instead of freeing memory a queued launch may still use.
-  const Slots created = create_slots(rows);
+  const Slots created = create_slots(count);
   (*slots)[{device, stream}] = created;
   return created.workspace;
 }
@@ -127,14 +127,14 @@ void give_back(void* owned) {
   delete g;
 }
 
-// Free slots of at least `rows` rows, taken out of the pool, or new ones.
-Slots take_free_slots(int device, int64_t rows) {
+// Free slots, at least `count` of them, taken out of the pool, or new ones.
+Slots take_free_slots(int device, int64_t count) {
   {
     CaptureSlots& all = capture_slots();
     const std::lock_guard<std::mutex> lock(all.mutex);
     std::vector<Slots>& held = all.free_by_device[device];
     for (size_t i = 0; i < held.size(); ++i) {
-      if (held[i].rows >= rows) {
+      if (held[i].count >= count) {
         const Slots found = held[i];
         held[i] = held.back();
         held.pop_back();
@@ -142,7 +142,7 @@ Slots take_free_slots(int device, int64_t rows) {
       }
     }
   }
-  return create_slots(rows);
+  return create_slots(count);
 }
 
 // The workspace of one captured stream of one capture. Launches captured on
@@ -156,16 +156,16 @@ Slots take_free_slots(int device, int64_t rows) {
 // overlap. Executable graphs made from one capture (instantiated twice,
 // cloned, or embedded as a child graph) hold the same workspaces, and must
 // not be replayed at the same time.
-Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t rows) {
+Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t count) {
   CaptureSlots& all = capture_slots();
   {
     const std::lock_guard<std::mutex> lock(all.mutex);
     auto it = all.in_capture.find(key);
-    if (it != all.in_capture.end() && it->second.rows >= rows) return it->second.workspace;
+    if (it != all.in_capture.end() && it->second.count >= count) return it->second.workspace;
   }
   const RelaxedCaptureMode relaxed;  // first: if it throws, nothing is held yet
   // Only the thread capturing this stream gets here for this key.
-  auto* owned = new GraphOwned{key, take_free_slots(key.device, rows)};
+  auto* owned = new GraphOwned{key, take_free_slots(key.device, count)};
   const Slots slots = owned->slots;
   cudaUserObject_t object = nullptr;
   cudaError_t err = cudaUserObjectCreate(&object, owned, give_back, 1, cudaUserObjectNoDestructorSync);
@@ -188,7 +188,7 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t ro
 
 }  // namespace
 
-Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
+Workspace workspace_for(int device, cudaStream_t stream, int64_t slots) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   unsigned long long capture_id = 0;
   cudaGraph_t graph = nullptr;
@@ -201,9 +201,9 @@ Workspace workspace_for(int device, cudaStream_t stream, int64_t rows) {
 #endif
   // An invalidated capture fails at the launch, whichever workspace it names.
   if (status == cudaStreamCaptureStatusActive) {
-    return capture_workspace(CaptureKey{device, capture_id, stream}, graph, rows);
+    return capture_workspace(CaptureKey{device, capture_id, stream}, graph, slots);
   }
-  return stream_workspace(device, stream, rows);
+  return stream_workspace(device, stream, slots);
 }
 
 }  // namespace gpu

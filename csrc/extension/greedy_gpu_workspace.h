@@ -11,14 +11,14 @@ namespace safe_greedy {
 namespace gpu {
 
 struct Workspace {
-  Key* row_keys;            // [rows], all zero between launches: a key per split row,
+  Key* row_keys;            // [slots], all zero between launches: a key per split row,
                             // or a slot per item of rows combined by collection
-  uint32_t* row_arrivals;   // [rows], all zero between launches
+  uint32_t* row_arrivals;   // [slots], all zero between launches: a counter per split row
 };
 
 // The workspace for a launch on `stream` of `device`, with room for at least
-// `rows` rows. Created zeroed and never freed; the kernel returns every slot
-// it touches to zero, so no call needs a memset.
+// `slots` key slots (and as many counters). Created zeroed and never freed;
+// the kernel returns every slot it touches to zero, so no call needs a memset.
 //
 // Launches sharing a workspace must not overlap, so: an eager launch gets the
 // workspace of its (device, stream), which launches on other streams never
@@ -28,7 +28,7 @@ struct Workspace {
 // may be replayed concurrently. (Executable graphs made from one capture:
 // instantiated twice, cloned or embedded as a child graph, share its
 // workspaces: replay those one at a time.)
-Workspace workspace_for(int device, cudaStream_t stream, int64_t rows);
+Workspace workspace_for(int device, cudaStream_t stream, int64_t slots);
 
 }  // namespace gpu
 }  // namespace safe_greedy
