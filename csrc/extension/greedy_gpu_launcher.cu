@@ -31,11 +31,31 @@ bool early_start_allowed() {
   return allowed;
 }
 
+// Looked up once per device (the per-call path makes no driver query): the
+// device's part of the plan's DeviceDescription.
+struct DeviceFacts {
+  int64_t multiprocessors;
+  int wave_width;
+  int compute_capability;
+};
+
+DeviceFacts look_up_device_facts(int device) {
+  int sms = 0;
+  int wave = 0;
+  int major = 0;
+  int minor = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&wave, cudaDevAttrWarpSize, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return DeviceFacts{sms, wave, 10 * major + minor};
+}
+
 // What the launcher needs to know about one kernel instantiation on one device.
 struct KernelFacts {
-  // Blocks resident on the whole device (each instantiation has its own
-  // register count), as the plan counts them.
-  int64_t resident_blocks;
+  // Blocks of it that fit a multiprocessor (each instantiation has its own
+  // register count).
+  int64_t fit;
   // Whether the launch may start before the previous kernel in the stream has
   // finished (programmatic dependent launch). Only where the code that runs
   // was compiled for compute capability 9.0 or later: the kernel's wait for
@@ -44,15 +64,13 @@ struct KernelFacts {
   bool early_start;
 };
 
+// On the current device, which the caller's device guard has set.
 template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
-KernelFacts look_up_kernel_facts(int device) {
+KernelFacts look_up_kernel_facts() {
   const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>;
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
-  KernelFacts facts{static_cast<int64_t>(sms) * gpu::planned_blocks_per_multiprocessor(per_sm, kThreads),
-                    false};
+  KernelFacts facts{per_sm, false};
 #if !defined(USE_ROCM)
   cudaFuncAttributes attributes{};
   C10_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
@@ -61,20 +79,26 @@ KernelFacts look_up_kernel_facts(int device) {
   return facts;
 }
 
-// Looked up once per device and instantiation: the per-call path makes no
-// driver query.
+// look_up(device), called once per device and LookUp type and cached.
+template <class Facts, class LookUp>
+Facts once_per_device(int device, LookUp look_up) {
+  constexpr int kMaxDevices = 64;
+  if (device >= kMaxDevices) return look_up(device);
+  static std::once_flag looked_up[kMaxDevices];
+  static Facts facts[kMaxDevices];
+  std::call_once(looked_up[device], [&] { facts[device] = look_up(device); });
+  return facts[device];
+}
+
+DeviceFacts device_facts(int device) {
+  return once_per_device<DeviceFacts>(device, look_up_device_facts);
+}
+
 template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
 KernelFacts kernel_facts(int device) {
-  constexpr int kMaxDevices = 64;
-  if (device >= kMaxDevices) {
-    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
-  }
-  static std::once_flag looked_up[kMaxDevices];
-  static KernelFacts facts[kMaxDevices];
-  std::call_once(looked_up[device], [device] {
-    facts[device] = look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
+  return once_per_device<KernelFacts>(device, [](int) {
+    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>();
   });
-  return facts[device];
 }
 
 // Launches the kernel on `stream`; with `early_start`, its blocks may start
@@ -103,21 +127,45 @@ void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// kRowThreads < kThreads: each block reads kThreads / kRowThreads whole rows.
+// The plan's DeviceDescription for this call's kernels on `device`.
+template <class T, class IndexT, bool kContiguous>
+gpu::DeviceDescription describe_device(int device) {
+  constexpr int kNarrow = gpu::kNarrowBlockThreads;
+  constexpr int kStandard = gpu::kStandardBlockThreads;
+  constexpr int kWide = gpu::kWideBlockThreads;
+  const DeviceFacts d = device_facts(device);
+  gpu::DeviceDescription description{};
+  description.multiprocessors = d.multiprocessors;
+  description.wave_width = d.wave_width;
+#if defined(USE_ROCM)
+  description.amd = true;
+#endif
+  description.compute_capability = d.compute_capability;
+  description.fit.narrow = kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous>(device).fit;
+  description.fit.standard = kernel_facts<kStandard, kStandard, T, IndexT, kContiguous>(device).fit;
+  description.fit.wide = kernel_facts<kWide, kWide, T, IndexT, kContiguous>(device).fit;
+  return description;
+}
+
+// Launches the instantiation of kThreads threads a block, kRowThreads a row,
+// as `plan` says.
 template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
-void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
-  constexpr int kRowsPerBlock = kThreads / kRowThreads;
+void launch_planned(const gpu::LaunchPlan& plan, gpu::Params& p, cudaStream_t stream, int device) {
+  const bool early_start =
+      kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device).early_start;
+  const dim3 grid(static_cast<unsigned int>(plan.grid_x), plan.grid_y);
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>, grid,
+                kThreads, stream, early_start, p);
+}
+
+template <class T, class IndexT, bool kContiguous>
+void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const KernelFacts facts = kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
-  const int64_t resident = facts.resident_blocks;
+  const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T))};
   const gpu::LaunchPlan plan =
-      gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T), kThreads, resident);
-  TORCH_INTERNAL_ASSERT(kRowsPerBlock == 1 || plan.splits == 1,
-                        "greedy_sample: rows that share a block must not be split");
-  const int64_t items = kRowsPerBlock == 1 ? batch * plan.splits
-                                           : (batch + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(items <= std::numeric_limits<int32_t>::max(),
+      gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous>(device));
+  TORCH_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),
               "greedy_sample: batch ", number_text(batch),
               " needs more blocks than one launch allows");
 
@@ -131,50 +179,42 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
   p.splits = plan.splits;
   p.units_per_split = plan.units_per_split;
   p.rows = batch;
-  if (plan.splits > 1) {
+  p.combine = plan.combine;
+  if (plan.combine != gpu::Combine::kNone) {
     // A slot per item (rows combined by collection need one each), which is
     // also at least one per row.
-    const int64_t slots = gpu::max_split_items(resident);
-    TORCH_INTERNAL_ASSERT(batch < gpu::max_split_rows(resident) && items <= slots,
-                          "greedy_sample: split more rows than the workspace holds");
-    const gpu::Workspace ws = gpu::workspace_for(device, stream, slots);
+    TORCH_INTERNAL_ASSERT(batch * plan.splits <= plan.workspace_slots,
+                          "greedy_sample: split into more items than the workspace holds");
+    const gpu::Workspace ws = gpu::workspace_for(device, stream, plan.workspace_slots);
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
   }
-  // Split rows: one row of the grid per row of the batch (see read_item()).
-  const dim3 grid = plan.splits > 1 ? dim3(plan.splits, static_cast<unsigned int>(batch))
-                                    : dim3(static_cast<unsigned int>(items));
-  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>, grid,
-                kThreads, stream, facts.early_start, p);
-}
 
-template <class T, class IndexT, bool kContiguous>
-void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
   constexpr int kNarrow = gpu::kNarrowBlockThreads;
   constexpr int kStandard = gpu::kStandardBlockThreads;
   constexpr int kWide = gpu::kWideBlockThreads;
-  const gpu::ResidentBlocks resident{
-      kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kStandard, kStandard, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kWide, kWide, T, IndexT, kContiguous>(device).resident_blocks};
-  const int64_t batch = logits.size(0);
-  const int64_t units = gpu::row_units(logits.size(1), kContiguous, 16 / sizeof(T));
-  if constexpr (kContiguous) {
-    if (gpu::shares_blocks_between_rows(batch, units, kContiguous, resident)) {
-      launch_with<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous>(out, logits, stream,
-                                                                           device);
-      return;
+  if (plan.row_threads != plan.block_threads) {
+    // Blocks that read several short rows: only contiguous rows, in the one
+    // group width this build instantiates.
+    TORCH_INTERNAL_ASSERT(kContiguous && plan.block_threads == kStandard &&
+                              plan.row_threads == gpu::kShortRowThreads,
+                          "greedy_sample: no kernel for ", number_text(plan.row_threads),
+                          " threads a row");
+    if constexpr (kContiguous) {
+      launch_planned<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous>(plan, p, stream,
+                                                                              device);
     }
+    return;
   }
-  switch (gpu::block_threads_for(batch, units, resident)) {
+  switch (plan.block_threads) {
     case kNarrow:
-      launch_with<kNarrow, kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_planned<kNarrow, kNarrow, T, IndexT, kContiguous>(plan, p, stream, device);
       break;
     case kWide:
-      launch_with<kWide, kWide, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_planned<kWide, kWide, T, IndexT, kContiguous>(plan, p, stream, device);
       break;
     default:
-      launch_with<kStandard, kStandard, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_planned<kStandard, kStandard, T, IndexT, kContiguous>(plan, p, stream, device);
       break;
   }
 }

@@ -25,12 +25,12 @@
 //     greatest value; which element of the kept vector that is, and its
 //     key, are found once per thread, when reducing.
 //   * A block reduces its threads' keys; with one item per row that block
-//     writes the answer. With several, either (rows of many splits) each
-//     block atomically maxes its key into a per-row slot and bumps a per-row
-//     counter, and the last block to arrive writes the answer; or (rows of at
-//     most kMaxCollectedSplits) each block takes a ticket as it starts, the
-//     others publish their keys in slots of their own, and the block that
-//     started last collects them. Either way the last block returns what it
+//     writes the answer. With several, as the plan's Combine says, either
+//     (fenced; rows of many splits) each block atomically maxes its key into
+//     a per-row slot and bumps a per-row counter, and the last block to
+//     arrive writes the answer; or (collected; rows of few splits) each block
+//     takes a ticket as it starts, the others publish their keys in slots of
+//     their own, and the block that started last collects them. Either way the last block returns what it
 //     used to zero, so the workspace never needs a memset between calls.
 //   * Loads are 16 bytes wide (load_vector()) and start on a 128-byte line.
 //     The head of a row before its first 128-byte boundary and the tail after
@@ -70,9 +70,10 @@ __device__ __forceinline__ void read_item(const Params& p) {
   const uint32_t split = split_rows ? blockIdx.x : 0u;
   // 64-bit: rows * row_stride passes 2^31 in real serving.
   const T* row_ptr = static_cast<const T*>(p.logits) + static_cast<int64_t>(row) * p.row_stride;
-  // Rows of few splits are collected by the block that starts last: its
-  // ticket is taken before the loads, so the round trip overlaps them.
-  const bool collected = split_rows && p.splits <= kMaxCollectedSplits;
+  // Rows the plan combines by collection (rows of few splits) are collected
+  // by the block that starts last: its ticket is taken before the loads, so
+  // the round trip overlaps them.
+  const bool collected = p.combine == Combine::kCollected;
   uint32_t ticket = 0;
   if (collected && threadIdx.x == 0) ticket = take_ticket(&p.row_arrivals[row], p.splits);
 

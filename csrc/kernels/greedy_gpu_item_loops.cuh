@@ -10,6 +10,7 @@
 #include "greedy_gpu_vector.cuh"
 #include "greedy_key.h"
 #include "greedy_plan.h"  // kUnroll
+#include "greedy_row_layout.h"
 
 namespace safe_greedy {
 namespace gpu {
@@ -142,11 +143,10 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   // the vectors start on a cache line and each warp's loads cover whole lines
   // (rows starting mid-line took 3-5% longer at batch 256-4096 on an H100;
   // see docs/PERFORMANCE.md). Rows are element-aligned.
-  const uint32_t misalignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) & 127u);
-  uint32_t head = ((128u - misalignment) & 127u) / sizeof(T);
-  head = head < p.vocab ? head : p.vocab;
-  const uint32_t vectors = (p.vocab - head) / kElems;
-  const uint32_t body_end = head + vectors * kElems;  // first tail element
+  const RowLayout layout = row_layout<sizeof(T)>(reinterpret_cast<uintptr_t>(row), p.vocab);
+  const uint32_t head = layout.head;
+  const uint32_t vectors = layout.vectors;
+  const uint32_t body_end = layout.body_end;  // first tail element
   const uint4* __restrict__ vec = reinterpret_cast<const uint4*>(row + head);
 
   // The scalar head (under 128 bytes) and tail (fewer than kElems elements)

@@ -8,6 +8,14 @@
 namespace safe_greedy {
 namespace gpu {
 
+// How the blocks of a split row combine their keys (greedy_gpu_combines.cuh):
+// the plan decides (plan_launch() in greedy_plan.h), the kernel follows.
+enum class Combine : uint32_t {
+  kNone,       // one block a row
+  kCollected,  // the block that starts last gathers the others' keys from slots
+  kFenced,     // fenced atomics; the block that finishes last writes the answer
+};
+
 struct Params {
   const void* logits;
   void* out;
@@ -20,9 +28,10 @@ struct Params {
   // Zero between calls; used when splits > 1. row_keys holds a key per row
   // (fenced combine) or a slot per item (collected combine): see read_item()
   // in greedy_gpu.cuh.
-  Key* row_keys;               // [rows * splits]
+  Key* row_keys;               // [slots]: a key per row or per item
   uint32_t* row_arrivals;      // [rows]
   int64_t rows;                // the batch
+  Combine combine;             // kNone exactly where splits == 1
 };
 
 }  // namespace gpu

@@ -13,26 +13,28 @@
 
 #include "check.h"
 #include "greedy_plan.h"
+#include "greedy_row_layout.h"
 
-using safe_greedy::gpu::block_threads_for;
-using safe_greedy::gpu::kShortRowThreads;
-using safe_greedy::gpu::kShortRowUnits;
+using safe_greedy::gpu::Combine;
+using safe_greedy::gpu::DeviceDescription;
+using safe_greedy::gpu::kH100Policy;
+using safe_greedy::gpu::kMaxCollectedSplits;
+using safe_greedy::gpu::kMaxGridRows;
 using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
 using safe_greedy::gpu::kUnroll;
-using safe_greedy::gpu::kPlannedThreadsPerMultiprocessor;
 using safe_greedy::gpu::kWideBlockThreads;
-using safe_greedy::gpu::ResidentBlocks;
-using safe_greedy::gpu::row_units;
-using safe_greedy::gpu::split_target_blocks;
 using safe_greedy::gpu::LaunchPlan;
-using safe_greedy::gpu::max_split_items;
-using safe_greedy::gpu::max_split_rows;
 using safe_greedy::gpu::plan_launch;
 using safe_greedy::gpu::planned_blocks_per_multiprocessor;
-using safe_greedy::gpu::shares_blocks_between_rows;
+using safe_greedy::gpu::Problem;
+using safe_greedy::gpu::ResidentBlocks;
+using safe_greedy::gpu::row_layout;
+using safe_greedy::gpu::RowLayout;
+using safe_greedy::gpu::TuningPolicy;
 
-static_assert(kStandardBlockThreads % kShortRowThreads == 0 && kShortRowThreads < kStandardBlockThreads,
+static_assert(kStandardBlockThreads % safe_greedy::gpu::kShortRowThreads == 0 &&
+                  safe_greedy::gpu::kShortRowThreads < kStandardBlockThreads,
               "blocks that share rows hold a whole number of rows, and more than one");
 
 namespace {
@@ -62,16 +64,19 @@ void replay_item_loop(uint32_t vectors, uint32_t splits, uint32_t split, uint32_
 }
 
 // Replays the contiguous kernel's split of one row (contiguous_item_key) for
-// a row starting `head` elements before a 128-byte boundary, read by
-// `threads` threads an item, and counts how often each element is read.
-bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uint32_t head,
+// a row whose first element is `row_address` (taken modulo a 128-byte line),
+// read by `threads` threads an item, and counts how often each element is
+// read. The row's head, vectors and tail are the kernel's own row_layout().
+bool contiguous_reads_each_once(uint32_t vocab, int elements_per_vector, uintptr_t row_address,
                                 int threads, const LaunchPlan& plan) {
   std::vector<uint8_t> reads(vocab, 0);
   const uint32_t kElems = static_cast<uint32_t>(elements_per_vector);
   const uint32_t kThreads = static_cast<uint32_t>(threads);
-  head = head < vocab ? head : vocab;
-  const uint32_t vectors = (vocab - head) / kElems;
-  const uint32_t body_end = head + vectors * kElems;
+  const RowLayout layout = elements_per_vector == 4 ? row_layout<4>(row_address, vocab)
+                                                    : row_layout<2>(row_address, vocab);
+  const uint32_t head = layout.head;
+  const uint32_t vectors = layout.vectors;
+  const uint32_t body_end = layout.body_end;
   // Counts vector v's elements; a vector past the row's whole vectors is a
   // read out of bounds.
   bool in_bounds = true;
@@ -157,50 +162,129 @@ void check_item_iterations(uint32_t vectors, uint32_t splits, int threads) {
         static_cast<long long>(last_of_most));
 }
 
-// splits_without_thin_iteration() adds the fewest splits, up to half as many
-// again and `most`, that leave no thin last iteration, and none where no such
-// count exists or the plan's has none.
+// splits_without_thin_iteration() keeps `splits` unless that ends on a thin
+// last iteration; then it takes a count in (splits, min(1.5 x splits, most)]
+// that does not, the smallest such, or keeps `splits` where none exists.
 void check_thin_iteration_rule(int64_t units, int64_t splits, int threads, int64_t most) {
   using safe_greedy::gpu::ends_on_thin_iteration;
   const int64_t chosen = safe_greedy::gpu::splits_without_thin_iteration(units, splits, threads, most);
   const int64_t limit = std::min(splits + splits / 2, most);
-  int64_t expected = splits;
-  if (ends_on_thin_iteration(units, splits, threads)) {
-    for (int64_t s = splits + 1; s <= limit; ++s) {
-      if (!ends_on_thin_iteration(units, s, threads)) {
-        expected = s;
-        break;
-      }
-    }
-  }
-  CHECK(chosen == expected, "units=%lld splits=%lld threads=%d most=%lld: chose %lld, expected %lld",
+  bool ok = chosen == splits || (chosen > splits && chosen <= limit &&
+                                 !ends_on_thin_iteration(units, chosen, threads));
+  // Every count it passed over, or (keeping `splits` that is thin) every count
+  // it could have taken, ends on a thin iteration.
+  const int64_t passed_over = chosen == splits && ends_on_thin_iteration(units, splits, threads)
+                                  ? limit
+                                  : chosen - 1;
+  for (int64_t s = splits + 1; s <= passed_over; ++s) ok = ok && ends_on_thin_iteration(units, s, threads);
+  if (!ends_on_thin_iteration(units, splits, threads)) ok = ok && chosen == splits;
+  CHECK(ok, "units=%lld splits=%lld threads=%d most=%lld: chose %lld",
         static_cast<long long>(units), static_cast<long long>(splits), threads,
-        static_cast<long long>(most), static_cast<long long>(chosen),
-        static_cast<long long>(expected));
+        static_cast<long long>(most), static_cast<long long>(chosen));
 }
 
 uint64_t g_plans = 0;
 uint64_t g_replayed = 0;
 
-void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int threads,
-                int64_t resident) {
-  const LaunchPlan p = plan_launch(batch, vocab, contiguous, epv, threads, resident);
+// A device of `multiprocessors` multiprocessors where `standard_fit` blocks of
+// 256 threads fit one (twice as many of 128, half as many of 512).
+DeviceDescription device(int64_t multiprocessors, int64_t standard_fit, int wave_width = 32,
+                         bool amd = false, int compute_capability = 90) {
+  DeviceDescription d{};
+  d.multiprocessors = multiprocessors;
+  d.wave_width = wave_width;
+  d.amd = amd;
+  d.compute_capability = compute_capability;
+  d.fit.narrow = 2 * standard_fit;
+  d.fit.standard = standard_fit;
+  d.fit.wide = standard_fit / 2;
+  return d;
+}
+
+// One decision of plan_launch() against what the kernel and the launcher
+// assume of it.
+void check_plan(const Problem& problem, const DeviceDescription& dev, const TuningPolicy& policy) {
+  const LaunchPlan p = plan_launch(problem, dev, policy);
   ++g_plans;
+  const int64_t batch = problem.batch;
+  const uint32_t vocab = problem.vocab;
+  const bool contiguous = problem.contiguous;
+  const int epv = problem.elements_per_vector;
+  const int threads = p.block_threads;
   const uint64_t splits = p.splits;
   const uint64_t per = p.units_per_split;
   const uint64_t units = contiguous ? vocab / epv : vocab;
+  const ResidentBlocks resident = safe_greedy::gpu::resident_blocks(dev, policy);
   // The fewest units a row of this length can have: a contiguous row starting
   // just past a 128-byte boundary reads its first 8 * epv - 1 elements one at
   // a time, outside its whole vectors.
   const uint64_t most_head = contiguous ? static_cast<uint64_t>(8 * epv - 1) : 0;
   const uint64_t fewest_units = contiguous ? (vocab > most_head ? (vocab - most_head) / epv : 0) : units;
-#define CTX "batch=%lld vocab=%u %s epv=%d threads=%d resident=%lld: splits=%llu units_per_split=%llu"
-#define ARGS                                                                              \
-  static_cast<long long>(batch), vocab, contiguous ? "contiguous" : "strided", epv,       \
-      threads, static_cast<long long>(resident), static_cast<unsigned long long>(splits),          \
-      static_cast<unsigned long long>(per)
+#define CTX                                                                                    \
+  "batch=%lld vocab=%u %s epv=%d wave=%d sms=%lld fit=%lld (%s): threads=%d/%d splits=%llu " \
+  "units_per_split=%llu combine=%d"
+#define ARGS                                                                                   \
+  static_cast<long long>(batch), vocab, contiguous ? "contiguous" : "strided", epv,            \
+      dev.wave_width, static_cast<long long>(dev.multiprocessors),                             \
+      static_cast<long long>(dev.fit.standard), policy.name, threads, p.row_threads,           \
+      static_cast<unsigned long long>(splits), static_cast<unsigned long long>(per),           \
+      static_cast<int>(p.combine)
+
+  CHECK(p.policy == &policy, CTX, ARGS);
+  // A block size the kernel is built for, in whole waves; a row's threads
+  // are whole waves that tile the block (group_max_key()).
+  CHECK(threads == kNarrowBlockThreads || threads == kStandardBlockThreads ||
+            threads == kWideBlockThreads,
+        CTX, ARGS);
+  CHECK(threads % dev.wave_width == 0 && p.row_threads % dev.wave_width == 0 &&
+            p.row_threads >= dev.wave_width && threads % p.row_threads == 0,
+        CTX " do not give rows whole waves", ARGS);
+  if (p.row_threads != threads) {
+    // Blocks that read several rows: short contiguous rows of large batches,
+    // never split, at the policy's width raised to a wave.
+    CHECK(contiguous && threads == kStandardBlockThreads && splits == 1 &&
+              p.combine == Combine::kNone && batch > resident.narrow &&
+              units <= static_cast<uint64_t>(policy.short_row_max_units) &&
+              p.row_threads == std::max(policy.short_row_threads, dev.wave_width),
+          CTX " share blocks between rows where they must not", ARGS);
+    const int64_t rows_per_block = threads / p.row_threads;
+    CHECK(p.grid_x == (batch + rows_per_block - 1) / rows_per_block && p.grid_y == 1 &&
+              p.workspace_slots == 0,
+          CTX, ARGS);
+    // Each row's group reads it as a whole item of row_threads threads.
+    if ((batch + vocab) % 5 == 0) {
+      ++g_replayed;
+      for (uint32_t start = 0; start < static_cast<uint32_t>(8 * epv); ++start) {
+        const uintptr_t address = start * static_cast<uintptr_t>(16 / epv);
+        CHECK(contiguous_reads_each_once(vocab, epv, address, p.row_threads, p),
+              CTX " starting %u elements into a line: not every element read once", ARGS, start);
+      }
+    }
+    return;
+  }
+  // Narrow blocks only for a batch that a wave of standard ones would not
+  // hold; wide blocks only where they read whole rows.
+  if (threads == kNarrowBlockThreads) CHECK(batch > resident.standard, CTX, ARGS);
+  if (threads == kWideBlockThreads) CHECK(splits == 1, CTX " split rows over wide blocks", ARGS);
 
   CHECK(splits >= 1 && per >= 1, CTX, ARGS);
+  // The combine is the plan's: none for whole rows, collection for rows of
+  // few splits, fenced atomics beyond.
+  const Combine expected_combine = splits == 1 ? Combine::kNone
+                                   : splits <= policy.max_collected_splits ? Combine::kCollected
+                                                                           : Combine::kFenced;
+  CHECK(p.combine == expected_combine, CTX " combine the wrong way", ARGS);
+  CHECK(policy.max_collected_splits <= kMaxCollectedSplits, CTX, ARGS);
+  // The grid: (splits, rows) for split rows, one block a row otherwise; the
+  // workspace: a slot per item of a split launch, none otherwise.
+  if (splits > 1) {
+    CHECK(p.grid_x == static_cast<int64_t>(splits) && p.grid_y == batch, CTX, ARGS);
+    CHECK(batch <= kMaxGridRows, CTX " split more rows than a grid's y holds", ARGS);
+    CHECK(p.workspace_slots >= batch * static_cast<int64_t>(splits),
+          CTX " split into more items than the workspace has key slots", ARGS);
+  } else {
+    CHECK(p.grid_x == batch && p.grid_y == 1 && p.workspace_slots == 0, CTX, ARGS);
+  }
   // Every unit of the row belongs to some item.
   CHECK(splits * per >= units, CTX " do not cover %llu units", ARGS,
         static_cast<unsigned long long>(units));
@@ -209,42 +293,26 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
   // vectors fewer (its elements before the boundary are read one at a time);
   // its items interleave, and each still has a strip to read (checked below).
   CHECK(units == 0 ? splits == 1 : (splits - 1) * per < units, CTX " leave an empty item", ARGS);
-  // Splitting needs a workspace slot per row, and the workspace has
-  // max_split_rows(resident) of them.
-  CHECK(splits == 1 || batch < max_split_rows(resident), CTX " split a batch the workspace can't hold",
-        ARGS);
-  if (batch >= max_split_rows(resident)) CHECK(splits == 1, CTX, ARGS);
-  // Rows combined by collection need a key slot per item; the workspace has
-  // max_split_items(resident) of them.
-  CHECK(splits == 1 || batch * static_cast<int64_t>(splits) <= max_split_items(resident),
-        CTX " split into more items than the workspace has key slots", ARGS);
   // Rows combined by collection get no empty item, even when they start
   // just past a 128-byte boundary and so have the fewest whole vectors (the
   // kernel copes with one anyway: published_key() in greedy_gpu_combines.cuh).
-  if (splits > 1 && splits <= safe_greedy::gpu::kMaxCollectedSplits) {
+  if (p.combine == Combine::kCollected) {
     CHECK((splits - 1) * per < fewest_units, CTX " give a collected row an empty item", ARGS);
   }
-  // Rows that kMaxCollectedSplits blocks read in one iteration each are
+  // Rows that max_collected_splits blocks read in one iteration each are
   // combined by collection, never by the fenced atomics.
-  if (contiguous && splits > safe_greedy::gpu::kMaxCollectedSplits) {
-    CHECK(units > static_cast<uint64_t>(safe_greedy::gpu::kMaxCollectedSplits) * threads * kUnroll,
+  if (contiguous && p.combine == Combine::kFenced) {
+    CHECK(units > static_cast<uint64_t>(policy.max_collected_splits) * threads * kUnroll,
           CTX " give the fenced combine a row collection could take", ARGS);
   }
-  // Split rows are launched as a (splits, rows) grid: the rows must fit its y
-  // dimension, the splits its x dimension.
-  if (splits > 1) {
-    CHECK(batch <= safe_greedy::gpu::kMaxGridRows, CTX " split more rows than a grid's y holds", ARGS);
-    CHECK(splits <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), CTX, ARGS);
-  }
   // The launcher refuses grids past int32; the plan must never be the reason.
-  const uint64_t items = static_cast<uint64_t>(batch) * splits;
-  CHECK(items <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()),
-        CTX " need %llu blocks", ARGS, static_cast<unsigned long long>(items));
+  CHECK(static_cast<uint64_t>(batch) * splits <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()),
+        CTX " need too many blocks", ARGS);
   if (splits > 1) {
     // Every item of a split row has its minimum of work per thread: a
-    // contiguous one at least a vector, a strided one kMinElementsPerThread.
+    // contiguous one at least a vector, a strided one min_elements_per_thread.
     const uint64_t min_units =
-        static_cast<uint64_t>(threads) * (contiguous ? 1 : safe_greedy::gpu::kMinElementsPerThread);
+        static_cast<uint64_t>(threads) * (contiguous ? 1 : policy.min_elements_per_thread);
     CHECK(per >= min_units, CTX " give an item less than %llu units", ARGS,
           static_cast<unsigned long long>(min_units));
   }
@@ -272,9 +340,10 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
     ++g_replayed;
     if (contiguous) {
       // Every start within a 128-byte line: 128 / (16 / epv) elements.
-      for (uint32_t head = 0; head < static_cast<uint32_t>(8 * epv); ++head) {
-        CHECK(contiguous_reads_each_once(vocab, epv, head, threads, p),
-              CTX " head=%u: not every element read once", ARGS, head);
+      for (uint32_t start = 0; start < static_cast<uint32_t>(8 * epv); ++start) {
+        const uintptr_t address = start * static_cast<uintptr_t>(16 / epv);
+        CHECK(contiguous_reads_each_once(vocab, epv, address, threads, p),
+              CTX " starting %u elements into a line: not every element read once", ARGS, start);
       }
     } else {
       CHECK(strided_reads_each_once(vocab, threads, p), CTX ": not every element read once", ARGS);
@@ -288,13 +357,12 @@ void check_plan(int64_t batch, uint32_t vocab, bool contiguous, int epv, int thr
 
 int main() {
   // The blocks a multiprocessor is counted as holding: at least one, and
-  // otherwise the most that both fit and stay within
-  // kPlannedThreadsPerMultiprocessor threads.
+  // otherwise the most that both fit and stay within the policy's threads.
   for (int threads : {32, 64, 128, 256, 512, 1024, 2048}) {
     for (int64_t fit = 0; fit <= 64; ++fit) {
-      const int64_t counted = planned_blocks_per_multiprocessor(fit, threads);
+      const int64_t counted = planned_blocks_per_multiprocessor(fit, threads, kH100Policy);
       const auto allowed = [&](int64_t blocks) {
-        return blocks <= fit && blocks * threads <= kPlannedThreadsPerMultiprocessor;
+        return blocks <= fit && blocks * threads <= kH100Policy.planned_threads_per_multiprocessor;
       };
       CHECK(counted >= 1 && (counted == 1 || allowed(counted)) && !allowed(counted + 1),
             "threads=%d fit=%lld: counted %lld", threads, static_cast<long long>(fit),
@@ -321,104 +389,87 @@ int main() {
     }
   }
 
-  // Cells measured on an H100 (792 resident blocks of 256 threads as the plan
-  // counts them), where the rule above changed the split count or, for fp32
-  // 64x262144, kept it (whose items end on an iteration three quarters full).
+  // Cells measured on an H100 (132 multiprocessors, 792 resident blocks of
+  // 256 threads as the plan counts them), where the thin-iteration rule
+  // changed the split count or, for fp32 64x262144, kept it (whose items end
+  // on an iteration three quarters full).
   struct MeasuredCell {
     int64_t batch;
     uint32_t vocab;
     int elements_per_vector;
     uint32_t splits;
   };
+  const DeviceDescription h100 = device(132, 8);
+  CHECK(&safe_greedy::gpu::tuning_policy_for(h100) == &kH100Policy);
   for (const MeasuredCell& c : {MeasuredCell{64, 151666, 8, 7}, MeasuredCell{64, 151936, 4, 8},
                                 MeasuredCell{32, 151666, 4, 13}, MeasuredCell{32, 128256, 8, 16},
                                 MeasuredCell{64, 262144, 8, 7}, MeasuredCell{64, 262144, 4, 6},
                                 MeasuredCell{16, 128256, 4, 32}}) {
-    const LaunchPlan p = plan_launch(c.batch, c.vocab, true, c.elements_per_vector,
-                                     kStandardBlockThreads, 792);
-    CHECK(p.splits == c.splits, "%lldx%u, %d elements a vector: %u splits, expected %u",
-          static_cast<long long>(c.batch), c.vocab, c.elements_per_vector, p.splits, c.splits);
+    const LaunchPlan p = plan_launch(Problem{c.batch, c.vocab, true, c.elements_per_vector}, h100);
+    CHECK(p.splits == c.splits && p.block_threads == kStandardBlockThreads &&
+              p.combine == Combine::kCollected,
+          "%lldx%u, %d elements a vector: %u splits of %d threads, expected %u of 256",
+          static_cast<long long>(c.batch), c.vocab, c.elements_per_vector, p.splits,
+          p.block_threads, c.splits);
   }
+  // Short rows at batch 4096 on an H100 share blocks, a warp a row; on a
+  // 64-wide AMD device, a wave a row; a 64-wide device under the H100's
+  // policy still gets whole waves.
+  const Problem short_rows{4096, 3072, true, 8};
+  CHECK(plan_launch(short_rows, h100).row_threads == 32);
+  const DeviceDescription cdna = device(304, 8, 64, true, 0);
+  CHECK(&safe_greedy::gpu::tuning_policy_for(cdna) == &safe_greedy::gpu::kDefaultAmdPolicy);
+  CHECK(plan_launch(short_rows, cdna).row_threads == 64);
+  CHECK(plan_launch(short_rows, device(132, 8, 64), kH100Policy).row_threads == 64);
+  CHECK(&safe_greedy::gpu::tuning_policy_for(device(108, 8, 32, false, 80)) ==
+        &safe_greedy::gpu::kDefaultNvidiaPolicy);
 
-  // The last: a GPU that would hold more split rows than a grid's y dimension.
-  const int64_t residents[] = {100, 1056, 2000, 8 * safe_greedy::gpu::kMaxGridRows};
+  // The grid: devices of 17 to 87382 multiprocessors (the last holds more
+  // split rows than a grid's y dimension), at full and reduced occupancy, 32
+  // and 64 threads a wave, under every policy.
+  std::vector<DeviceDescription> devices;
+  for (int64_t sms : {int64_t{17}, int64_t{132}, int64_t{304}, int64_t{87382}}) {
+    for (int64_t fit : {int64_t{8}, int64_t{3}}) {
+      devices.push_back(device(sms, fit));
+      devices.push_back(device(sms, fit, 64, true, 0));
+    }
+  }
   std::vector<int64_t> batches = {1,    2,    3,    4,    7,    8,     15,    16,    31,   32,
                                   63,   64,   100,  127,  128,  255,   256,   399,   400,  401,
                                   1000, 1024, 1055, 1056, 2048, 4095,  4096,  4224,  7999, 8000,
                                   8001, 8192, 16384, 32768, 65535, 65536, 99999, 100000};
-  for (int64_t r : residents) {
-    for (int64_t d = -1; d <= 1; ++d) {
-      batches.push_back(max_split_rows(r) + d);
-      batches.push_back(r + d);
-      batches.push_back(2 * r + d);
-      batches.push_back(r / 2 + d);
-      batches.push_back(split_target_blocks(r / 2) / 2 + d);
-      batches.push_back(3 * (r / 2) / 4 + d);
+  for (const DeviceDescription& d : devices) {
+    const ResidentBlocks r = safe_greedy::gpu::resident_blocks(d, kH100Policy);
+    for (int64_t delta = -1; delta <= 1; ++delta) {
+      for (int64_t edge : {r.narrow, r.standard, r.wide, r.standard / 2, r.wide / 2, r.wide / 4,
+                           3 * r.wide / 4}) {
+        if (edge + delta >= 1) batches.push_back(edge + delta);
+      }
     }
   }
   std::vector<uint32_t> vocabs = {1,     2,     3,     4,     5,     7,     8,     9,     15,
                                   16,    17,    31,    32,    33,    100,   255,   256,   257,
                                   511,   512,   513,   1000,  1023,  1024,  1025,  2047,  2048,
-                                  2049,  4096,  8191,  8192,  8193,  16384, 32000, 32768, 50257,
-                                  65536, 128000, 128256, 131072, 151646, 151936, 152064, 200000,
-                                  256000, 262144, 299999, 300000};
+                                  2049,  3072,  4096,  8191,  8192,  8193,  16384, 32000, 32768,
+                                  50257, 65536, 128000, 128256, 131072, 151646, 151936, 152064,
+                                  200000, 256000, 262144, 299999, 300000};
   test::Rng rng(0x91A4ull);
   for (int k = 0; k < 24; ++k) vocabs.push_back(1 + static_cast<uint32_t>(rng.below(300000)));
   for (int k = 0; k < 8; ++k) batches.push_back(1 + static_cast<int64_t>(rng.below(100000)));
 
-  for (int64_t resident : residents) {
+  const TuningPolicy* policies[] = {&kH100Policy, &safe_greedy::gpu::kDefaultNvidiaPolicy,
+                                    &safe_greedy::gpu::kDefaultAmdPolicy};
+  for (const DeviceDescription& d : devices) {
     for (int64_t batch : batches) {
       for (uint32_t vocab : vocabs) {
         for (int epv : {4, 8}) {
           for (bool contiguous : {true, false}) {
-            // The launcher's choice of block size, for a GPU holding
-            // `resident` standard blocks (twice as many narrow, half as many
-            // wide), checked against the rule written out longhand.
-            const ResidentBlocks held{2 * resident, resident, resident / 2};
-            const int64_t units = row_units(vocab, contiguous, epv);
-            // Blocks that read several whole rows: only contiguous short rows,
-            // only at batches of several waves of narrow blocks; and those rows
-            // are never split (the launcher asserts it), at any occupancy up to
-            // that of narrow blocks.
-            const bool shared = shares_blocks_between_rows(batch, units, contiguous, held);
-            const bool expected_shared =
-                contiguous && batch > held.narrow && units <= kShortRowUnits;
-            CHECK(shared == expected_shared, "batch=%lld units=%lld resident=%lld: shared=%d",
-                  static_cast<long long>(batch), static_cast<long long>(units),
-                  static_cast<long long>(resident), static_cast<int>(shared));
-            if (shared) {
-              for (int64_t r : {held.standard, held.narrow}) {
-                const LaunchPlan whole =
-                    plan_launch(batch, vocab, contiguous, epv, kStandardBlockThreads, r);
-                CHECK(whole.splits == 1, "batch=%lld vocab=%u: shared rows split %u ways",
-                      static_cast<long long>(batch), vocab, whole.splits);
-              }
-            }
-            const int threads = block_threads_for(batch, units, held);
-            int expected = kStandardBlockThreads;
-            if (batch > held.standard && batch <= held.narrow) {
-              expected = kNarrowBlockThreads;
-            } else if (4 * batch <= 3 * held.wide && 2 * batch > split_target_blocks(held.wide) &&
-                       units >= 2 * kWideBlockThreads) {
-              expected = kWideBlockThreads;
-            }
-            CHECK(threads == expected, "batch=%lld units=%lld resident=%lld: %d threads, expected %d",
-                  static_cast<long long>(batch), static_cast<long long>(units),
-                  static_cast<long long>(resident), threads, expected);
-            const int64_t held_of_size = threads == kNarrowBlockThreads ? held.narrow
-                                         : threads == kWideBlockThreads ? held.wide
-                                                                        : held.standard;
-            check_plan(batch, vocab, contiguous, epv, threads, held_of_size);
-            if (threads == kWideBlockThreads) {
-              // Wide blocks are chosen only where they read whole rows.
-              const LaunchPlan wide = plan_launch(batch, vocab, contiguous, epv, threads, held.wide);
-              CHECK(wide.splits == 1, "batch=%lld vocab=%u: wide blocks split rows %u ways",
-                    static_cast<long long>(batch), vocab, wide.splits);
-            }
-            // Every plan is valid at any block size, whatever the occupancy.
+            const Problem problem{batch, vocab, contiguous, epv};
+            check_plan(problem, d, safe_greedy::gpu::tuning_policy_for(d));
+            // The other policies on the same device, for a third of the rows.
             if (vocab % 3 == 0) {
-              for (int other : {kNarrowBlockThreads, kStandardBlockThreads, kWideBlockThreads}) {
-                if (other != threads) check_plan(batch, vocab, contiguous, epv, other, resident);
+              for (const TuningPolicy* policy : policies) {
+                if (policy != &safe_greedy::gpu::tuning_policy_for(d)) check_plan(problem, d, *policy);
               }
             }
           }
