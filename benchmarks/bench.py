@@ -80,11 +80,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -96,6 +94,10 @@ import torch
 import safe_greedy
 from safe_greedy import speed
 
+# The sibling module, whether this file runs as a script or is loaded by path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sweep_results import TARGET_FIXED_US, TARGET_SLACK, cell_time_us, geomean, target_us  # noqa: E402
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 GPU_VOCABS = (3072, 32000, 128256, 129280, 151666, 151936, 262144)
 GPU_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -106,8 +108,6 @@ QUICK = {
     "cpu": (("fp32", "bf16"), (32000, 151936), (1, 16)),
 }
 # The contract's speed target: time <= SLACK * bytes / bandwidth + FIXED_US.
-TARGET_SLACK = 1.10
-TARGET_FIXED_US = 2.5
 GPU_MEMORY_CAP = 20 * 2**30
 CPU_MEMORY_CAP = 4 * 2**30
 BANDWIDTH_BYTES = 2**30
@@ -403,11 +403,6 @@ def read_bandwidth(big: torch.Tensor) -> Tuple[float, float]:
     return us, big.numel() * big.element_size() / (us * 1e-6)
 
 
-def target_us(nbytes: int, bytes_per_s: float) -> float:
-    """The contract's time target for reading ``nbytes``."""
-    return TARGET_SLACK * nbytes / bytes_per_s * 1e6 + TARGET_FIXED_US
-
-
 def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
     l2 = speed.l2_bytes(device)
     cold = speed.COLD_FACTOR * l2
@@ -636,11 +631,6 @@ def derive_cpu(cell: Dict) -> None:
 # Summary
 
 
-def geomean(values: List[float]) -> Optional[float]:
-    values = [v for v in values if v]
-    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
-
-
 def summarise(results: Dict) -> Dict:
     cells = results["cells"]
     speedups = [c["speedup"] for c in cells if c.get("speedup")]
@@ -702,10 +692,9 @@ def print_summary(results: Dict, path: str) -> None:
 def _cell_text(cell: Optional[Dict]) -> str:
     if not cell:
         return "-"
-    t = cell["times_us"].get("safe_greedy")
-    if not t:
+    us = cell_time_us(cell)
+    if us is None:
         return "failed"
-    us = t.get("graph", t.get("wall"))
     speedup = f"{cell['speedup']:.2f}x" if cell.get("speedup") else "-"
     return f"{us:.1f}/{speedup}/{cell['pct_floor']:.0f}%"
 

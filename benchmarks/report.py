@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 import sys
 from typing import Dict, List, Optional
+
+# The sibling module, whether this file runs as a script or is loaded by path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sweep_results import TARGET_FIXED_US, TARGET_SLACK, cell_time_us, geomean  # noqa: E402
 
 DTYPE_ORDER = ("fp32", "bf16", "fp16")
 
 
-def geomean(values: List[float]) -> Optional[float]:
-    values = [v for v in values if v]
-    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
-
-
 def _fmt(value: Optional[float], spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def _primary(cell: Dict, name: str = "safe_greedy") -> Optional[float]:
-    t = (cell.get("times_us") or {}).get(name)
-    if not t:
-        return None
-    return t.get("graph", t.get("wall"))
 
 
 def _dtypes(cells: List[Dict]) -> List[str]:
@@ -45,7 +35,7 @@ def _dtypes(cells: List[Dict]) -> List[str]:
 def _cell_text(cell: Optional[Dict]) -> str:
     if cell is None:
         return ""
-    t = _primary(cell)
+    t = cell_time_us(cell)
     if t is None:
         return "failed"
     rate = (cell.get("gbps") or {}).get("safe_greedy")
@@ -95,13 +85,13 @@ def markdown(results: Dict) -> str:
 
     speedups = [c["speedup"] for c in cells if c.get("speedup")]
     gm = geomean(speedups)
-    timed = sum(1 for c in cells if _primary(c) is not None)
+    timed = sum(1 for c in cells if cell_time_us(c) is not None)
     lines.append(f"- Cells: {len(cells)} ({timed} timed).")
     lines.append(f"- Geometric-mean speed-up of safe_greedy over torch.argmax: {_fmt(gm, '.2f', 'x')}"
                  f" ({'CUDA-graph replay, L2-cold' if gpu else 'wall clock, cache-cold'}).")
     lines.append(f"- Cells with speed-up >= 1.0: {sum(1 for c in cells if c.get('meets_ratio'))} of {len(speedups)}.")
     if gpu:
-        target = results.get("target", {"slack": 1.10, "fixed_us": 2.5})
+        target = results.get("target", {"slack": TARGET_SLACK, "fixed_us": TARGET_FIXED_US})
         met = sum(1 for c in cells if c.get("meets_target"))
         lines.append(f"- Cells with time <= {target['slack']:.2f} x bytes / bandwidth + {target['fixed_us']} us: "
                      f"{met} of {timed}.")
@@ -110,7 +100,7 @@ def markdown(results: Dict) -> str:
     for name, status in results.get("contenders", {}).items():
         if name in ("safe_greedy", "torch_argmax", "sum_fp32"):
             continue
-        ratios = [_primary(c, name) / _primary(c) for c in cells if _primary(c, name) and _primary(c)]
+        ratios = [cell_time_us(c, name) / cell_time_us(c) for c in cells if cell_time_us(c, name) and cell_time_us(c)]
         if ratios:
             lines.append(f"- Against {name}: geometric-mean speed-up {geomean(ratios):.2f}x over "
                          f"{len(ratios)} cells" + (f" ({status})" if status != "ok" else "") + ".")
@@ -186,11 +176,11 @@ def _misses(results: Dict) -> List[str]:
     misses = [c for c in results["cells"] if c.get("meets_target") is False]
     if not misses:
         return []
-    misses.sort(key=lambda c: _primary(c) / c["target_us"], reverse=True)
+    misses.sort(key=lambda c: cell_time_us(c) / c["target_us"], reverse=True)
     lines = ["## Cells missing the target (worst first)", ""]
     for c in misses[:20]:
-        lines.append(f"- {c['dtype']} {c['batch']}x{c['vocab']}: {_primary(c):.1f} us, target "
-                     f"{c['target_us']:.1f} us ({_primary(c) / c['target_us']:.2f}x)")
+        lines.append(f"- {c['dtype']} {c['batch']}x{c['vocab']}: {cell_time_us(c):.1f} us, target "
+                     f"{c['target_us']:.1f} us ({cell_time_us(c) / c['target_us']:.2f}x)")
     if len(misses) > 20:
         lines.append(f"- and {len(misses) - 20} more")
     lines.append("")
