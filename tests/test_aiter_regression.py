@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import safe_greedy
-from conftest import (
+from helpers import (
     DEVICE_PARAMS,
     INDEX_DTYPES,
     LOGIT_DTYPES,

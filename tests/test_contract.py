@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safe_greedy
-from conftest import (
+from helpers import (
     DEVICE_PARAMS,
     INDEX_DTYPES,
     LAYOUTS,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import safe_greedy
-from conftest import DEVICE_PARAMS, HAS_CUDA, SENTINEL, assert_argmax_result, requires_cuda
+from helpers import DEVICE_PARAMS, HAS_CUDA, SENTINEL, assert_argmax_result, requires_cuda
 
 ENTRY_POINTS = {
     "wrapper": safe_greedy.greedy_sample,

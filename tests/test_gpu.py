@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safe_greedy
-from conftest import (
+from helpers import (
     BITS_DTYPE,
     INDEX_DTYPES,
     LAYOUTS,

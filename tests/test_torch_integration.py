@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import safe_greedy
-from conftest import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place, scaled_examples
+from helpers import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place, scaled_examples
 
 OP = torch.ops.safe_greedy.greedy_sample.default
 
