@@ -76,25 +76,26 @@ __device__ __forceinline__ Key block_max_key(Key k) {
   return k;
 }
 
-// Maximum key over each group of kGroupThreads consecutive threads of a block
-// of kThreads; valid in the group's first thread. Every thread of the block
-// must call it: a group wider than a warp synchronises the block.
-template <int kThreads, int kGroupThreads>
+// Maximum key over each row's kRowThreads consecutive threads of a block of
+// kThreads that reads several rows; valid in the row's first thread. Every
+// thread of the block must call it: a row wider than a warp synchronises the
+// block.
+template <int kThreads, int kRowThreads>
 __device__ __forceinline__ Key group_max_key(Key k) {
-  static_assert(kGroupThreads < kThreads, "a group of the whole block is block_max_key");
-  if constexpr (kGroupThreads == kWarpSize) {
+  static_assert(kRowThreads < kThreads, "a row of the whole block is block_max_key");
+  if constexpr (kRowThreads == kWarpSize) {
     return warp_max_key(k);
   } else {
-    static_assert(kGroupThreads % kWarpSize == 0 && kThreads % kGroupThreads == 0,
-                  "groups must be whole warps that tile the block");
+    static_assert(kRowThreads % kWarpSize == 0 && kThreads % kRowThreads == 0,
+                  "rows must be whole warps that tile the block");
     __shared__ Key warp_keys[kThreads / kWarpSize];
     const int warp = threadIdx.x / kWarpSize;
     k = warp_max_key(k);
     if (threadIdx.x % kWarpSize == 0) warp_keys[warp] = k;
     __syncthreads();
-    if (threadIdx.x % kGroupThreads == 0) {
+    if (threadIdx.x % kRowThreads == 0) {
 #pragma unroll
-      for (int w = 1; w < kGroupThreads / kWarpSize; ++w) k = max_key(k, warp_keys[warp + w]);
+      for (int w = 1; w < kRowThreads / kWarpSize; ++w) k = max_key(k, warp_keys[warp + w]);
     }
     return k;
   }

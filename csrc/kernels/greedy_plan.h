@@ -276,7 +276,7 @@ inline LaunchPlan plan_launch(const Problem& problem, const DeviceDescription& d
   plan.grid_y = 1;
   plan.workspace_slots = 0;
   if (shares_blocks_between_rows(problem.batch, units, problem.contiguous, resident, policy)) {
-    // Groups are whole waves (group_max_key() in greedy_gpu_cross_lane.cuh).
+    // A row's threads are whole waves (group_max_key() in greedy_gpu_cross_lane.cuh).
     const int wave = device.wave_width;
     plan.block_threads = kStandardBlockThreads;
     plan.row_threads = policy.short_row_threads > wave ? policy.short_row_threads : wave;
