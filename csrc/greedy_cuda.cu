@@ -22,6 +22,7 @@
 namespace safe_greedy {
 namespace {
 
+#if !defined(USE_ROCM)  // ROCm has no programmatic dependent launch
 // Whether SAFE_GREEDY_PDL=0 turns programmatic dependent launch off.
 bool early_start_allowed() {
   static const bool allowed = [] {
@@ -30,6 +31,7 @@ bool early_start_allowed() {
   }();
   return allowed;
 }
+#endif
 
 // What the launcher needs to know about one kernel instantiation on one device.
 struct KernelFacts {
