@@ -5,6 +5,9 @@
 #   make cpp-test    the torch-free C++ tests, through CMake and ctest
 #   make check-cuda  compile the GPU kernels for sm_90 with nvcc and check the SASS (and for sm_75, sm_80)
 #   make check-hip   compile the GPU kernels for MI200/MI300 and RDNA3 with clang and check the assembly
+#   make check-rocm  build the whole extension as on a ROCm torch (torch's hipify and flags, Debian
+#                    unstable's ROCm in a chroot under build/) for gfx90a, gfx942 and gfx950, up to
+#                    the link, and check the objects (needs root; the chroot is kept for the next run)
 #   make check       all of the above but install
 
 PYTHON ?= python3
@@ -15,7 +18,7 @@ CMAKE_BUILD_DIR ?= build/cmake
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 GPU_COMPILE_SOURCE := tests/gpu_compile/instantiate_kernels.cu
 
-.PHONY: install test cpp-test check-cuda check-hip check
+.PHONY: install test cpp-test check-cuda check-hip check-rocm check
 
 install:
 	$(PYTHON) -m pip install --no-build-isolation -e .
@@ -34,4 +37,7 @@ check-cuda:
 check-hip:
 	bash scripts/check_hip_build.sh $(GPU_COMPILE_SOURCE) build/check-hip
 
-check: cpp-test check-cuda check-hip test
+check-rocm:
+	PYTHON=$(PYTHON) JOBS=$(JOBS) bash scripts/check_rocm_build.sh build/check-rocm
+
+check: cpp-test check-cuda check-hip check-rocm test

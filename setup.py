@@ -8,7 +8,8 @@ SAFE_GREEDY_BUILD=cpu or =gpu forces one or the other.
 Without CUDA_HOME (or CUDA_PATH) set, the CUDA toolkit is the one the `nvcc`
 on PATH really runs, even when that `nvcc` is a wrapper script outside the
 toolkit. Without TORCH_CUDA_ARCH_LIST set and with no GPU visible, the CUDA
-build targets DEFAULT_CUDA_ARCH_LIST.
+build targets DEFAULT_CUDA_ARCH_LIST; without PYTORCH_ROCM_ARCH set, the ROCm
+build targets DEFAULT_ROCM_ARCH_LIST and any other GPU visible.
 """
 
 import os
@@ -32,6 +33,10 @@ GPU_SOURCES = ["csrc/extension/greedy_gpu_launcher.cu", "csrc/extension/greedy_g
 # L4, L40: same major version), 9.0 is H100/H200, and the 9.0 PTX lets newer
 # GPUs (Blackwell) JIT-compile the kernels at load time.
 DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
+# ROCm: MI200 (gfx90a), MI300 (gfx942) and MI350/MI355X (gfx950, known to the
+# compiler from ROCm 6.4 on). torch's own default is only the GPUs visible at
+# build time, and nothing at all on a build machine without one.
+DEFAULT_ROCM_ARCH_LIST = ("gfx90a", "gfx942", "gfx950")
 
 
 def log(message: str) -> None:
@@ -141,6 +146,21 @@ def default_cuda_arch_list() -> None:
         f"TORCH_CUDA_ARCH_LIST={DEFAULT_CUDA_ARCH_LIST!r}")
 
 
+def default_rocm_arch_list() -> None:
+    """Pick the ROCm targets unless PYTORCH_ROCM_ARCH names them: the project's
+    list, and any other GPU visible (an RDNA card, say)."""
+    if torch.version.hip is None or os.environ.get("PYTORCH_ROCM_ARCH"):
+        return
+    rocm_version = tuple(int(v) for v in torch.version.hip.split(".")[:2])
+    archs = [a for a in DEFAULT_ROCM_ARCH_LIST if a != "gfx950" or rocm_version >= (6, 4)]
+    for device in range(torch.cuda.device_count()):
+        arch = torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
+        if arch not in archs:
+            archs.append(arch)
+    os.environ["PYTORCH_ROCM_ARCH"] = ";".join(archs)
+    log(f"PYTORCH_ROCM_ARCH unset: building for PYTORCH_ROCM_ARCH={os.environ['PYTORCH_ROCM_ARCH']!r}")
+
+
 def extension():
     # The C++ standard is left to torch (its headers need C++20 from 2.10 on).
     # -O3: the CPU kernel's pass-one loop is written to be vectorised at the
@@ -156,6 +176,7 @@ def extension():
     include_dirs = [os.path.join(HERE, "csrc")]
     if want_gpu_build():
         default_cuda_arch_list()
+        default_rocm_arch_list()
         gpu_flags = ["-O3"]
         if torch.version.hip is None:
             gpu_flags += ["--expt-relaxed-constexpr", "-lineinfo"]

@@ -326,7 +326,8 @@ def check_hard_rows(contenders: List[Contender], vocab: int, dtype: torch.dtype,
         except Exception as exc:
             report[c.name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
             continue
-        report[c.name] = {HARD_ROWS[i]: {"got": g, "torch": r} for i, (g, r) in enumerate(zip(got, ref)) if g != r}
+        report[c.name] = {HARD_ROWS[i]: {"got": g, "torch": r, "out_of_range": not 0 <= g < vocab}
+                          for i, (g, r) in enumerate(zip(got, ref)) if g != r}
     return report
 
 
@@ -350,6 +351,15 @@ def _mismatches(got: Optional[torch.Tensor], ref: torch.Tensor) -> Optional[int]
     if got is None:
         return None
     return int((got.to(torch.int64) != ref).sum())
+
+
+def _out_of_range(vocab: int, *answers: Optional[torch.Tensor]) -> Optional[int]:
+    """How many answers are not token ids at all (outside [0, vocab)): the
+    failure that took aiter's kernel out of service, counted apart from
+    ordinary mismatches."""
+    if any(got is None for got in answers):
+        return None
+    return sum(int(((got < 0) | (got >= vocab)).sum()) for got in answers)
 
 
 def _write(results: Dict, path: str) -> None:
@@ -494,12 +504,15 @@ def measure_gpu_cell(args, results: Dict, pool, contenders: List[Contender], dev
                 continue
             try:
                 fn = c.make(batch, device)
-                first = _mismatches(fn(inputs[0]), ref_first)
+                first_out = fn(inputs[0]).clone()
+                first = _mismatches(first_out, ref_first)
                 graph_us, last_out = speed.cuda_graph_time(fn, inputs, target_ms=args.target_ms)
                 last = _mismatches(last_out, ref_last)
+                outside = _out_of_range(vocab, first_out, last_out)
                 eager_us = speed.cuda_eager_time(fn, inputs, estimate_us=graph_us)
                 cell["times_us"][c.name] = {"graph": graph_us, "eager": eager_us}
-                cell["mismatches"][c.name] = {"first_eager": first, "last_graph": last}
+                cell["mismatches"][c.name] = {"first_eager": first, "last_graph": last,
+                                              "out_of_range": outside}
                 c.succeeded()
             except Exception as exc:
                 error = _error_text(exc)
@@ -587,10 +600,13 @@ def run_cpu(args, results: Dict, path: str) -> None:
         for c in contenders:
             try:
                 fn = c.make(batch, device)
-                first = _mismatches(fn(inputs[0]), ref_first)
-                last = _mismatches(fn(inputs[-1]), ref_last)
+                first_out = fn(inputs[0]).clone()
+                first = _mismatches(first_out, ref_first)
+                last_out = fn(inputs[-1])
+                last = _mismatches(last_out, ref_last)
+                outside = _out_of_range(vocab, first_out, last_out)
                 cell["times_us"][c.name] = {"wall": speed.cpu_time(fn, inputs, target_s=args.cpu_seconds)}
-                cell["mismatches"][c.name] = {"first": first, "last": last}
+                cell["mismatches"][c.name] = {"first": first, "last": last, "out_of_range": outside}
             except Exception as exc:
                 cell["times_us"][c.name] = None
                 cell["errors"][c.name] = _error_text(exc)
@@ -641,16 +657,29 @@ def summarise(results: Dict) -> Dict:
         "cells_meeting_target": (sum(1 for c in cells if c.get("meets_target"))
                                  if results["meta"]["device_type"] == "cuda" else None),
         "cells_with_mismatches": {},
+        # contender -> [answers outside [0, vocab), cells with any] on the
+        # benchmark inputs, and hard rows answered outside [0, vocab).
+        "out_of_range_answers": {},
+        "hard_rows_out_of_range": {},
     }
     for c in cells:
         for name, m in c.get("mismatches", {}).items():
             if any(v for v in m.values() if v):
                 summary["cells_with_mismatches"][name] = summary["cells_with_mismatches"].get(name, 0) + 1
+            if m.get("out_of_range"):
+                counts = summary["out_of_range_answers"].setdefault(name, [0, 0])
+                counts[0] += m["out_of_range"]
+                counts[1] += 1
     hard = {}
     for key, per in results.get("hard_rows", {}).items():
         for name, wrong in per.items():
             if wrong:
                 hard.setdefault(name, []).append(key)
+            if isinstance(wrong, dict):
+                outside = sum(1 for v in wrong.values() if v.get("out_of_range"))
+                if outside:
+                    summary["hard_rows_out_of_range"][name] = (
+                        summary["hard_rows_out_of_range"].get(name, 0) + outside)
     summary["hard_row_failures"] = hard
     return summary
 
@@ -675,6 +704,12 @@ def print_summary(results: Dict, path: str) -> None:
     if summary["hard_row_failures"]:
         print("hard rows wrong: " + "; ".join(f"{k}: {len(v)} dtype/vocab" for k, v in
                                              summary["hard_row_failures"].items()))
+    outside = set(summary["out_of_range_answers"]) | set(summary["hard_rows_out_of_range"])
+    if outside:
+        print("answers outside [0, vocab): " + "; ".join(
+            f"{name}: {summary['out_of_range_answers'].get(name, [0, 0])[0]} in "
+            f"{summary['out_of_range_answers'].get(name, [0, 0])[1]} cells, "
+            f"{summary['hard_rows_out_of_range'].get(name, 0)} hard rows" for name in sorted(outside)))
     for dtype in dict.fromkeys(c["dtype"] for c in results["cells"]):
         cells = [c for c in results["cells"] if c["dtype"] == dtype]
         vocabs = sorted({c["vocab"] for c in cells})

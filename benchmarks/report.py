@@ -152,6 +152,12 @@ def _correctness(results: Dict) -> List[str]:
         lines.append(f"- Benchmark inputs: {name} differs from torch.argmax in {len(where)} cells: {shown}.")
     for name, count in errors.items():
         lines.append(f"- {name} raised in {count} cells (see `errors` in the JSON).")
+    summary = results.get("summary", {})
+    for name, (answers, cells) in summary.get("out_of_range_answers", {}).items():
+        lines.append(f"- Benchmark inputs: {name} answered outside [0, vocab) {answers} times, "
+                     f"in {cells} cells.")
+    for name, rows in summary.get("hard_rows_out_of_range", {}).items():
+        lines.append(f"- Hard rows: {name} answered outside [0, vocab) on {rows} rows.")
     hard_bad = []
     for key, per in results.get("hard_rows", {}).items():
         for name, wrong in per.items():

@@ -5,6 +5,7 @@ Hypothesis profiles: "default" for local runs and "ci" for CI (more examples,
 derandomised so a failure reproduces). Pick one with HYPOTHESIS_PROFILE=ci.
 """
 
+import importlib.util
 import os
 
 import pytest
@@ -40,3 +41,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 @pytest.fixture(params=DEVICE_PARAMS)
 def device(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """benchmarks/bench.py as a module (it is a script, not part of the package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench.py")
+    spec = importlib.util.spec_from_file_location("safe_greedy_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

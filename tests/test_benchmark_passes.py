@@ -4,20 +4,7 @@ The merge decides every number in the recorded tables, and it runs only on a
 GPU machine, so its rules are checked here on plain dictionaries.
 """
 
-import importlib.util
-import os
-
 import pytest
-
-_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench.py")
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("safe_greedy_bench", _BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cell(times, mismatches=None, errors=None):

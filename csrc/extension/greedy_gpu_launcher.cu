@@ -22,6 +22,7 @@
 namespace safe_greedy {
 namespace {
 
+#if !defined(USE_ROCM)  // ROCm has no programmatic dependent launch
 // Whether SAFE_GREEDY_PDL=0 turns programmatic dependent launch off.
 bool early_start_allowed() {
   static const bool allowed = [] {
@@ -30,6 +31,7 @@ bool early_start_allowed() {
   }();
   return allowed;
 }
+#endif
 
 // Looked up once per device (the per-call path makes no driver query): the
 // device's part of the plan's DeviceDescription.

@@ -15,11 +15,9 @@ namespace gpu {
 
 // The hardware's warp width, as a compile-time constant: ROCm's warpSize is not
 // constexpr, AMD CDNA (gfx9) runs 64-wide waves, RDNA and NVIDIA 32-wide.
-#if defined(__HIP_DEVICE_COMPILE__) && defined(__AMDGCN_WAVEFRONT_SIZE__)
-constexpr int kWarpSize = __AMDGCN_WAVEFRONT_SIZE__;
-#elif defined(__HIP_DEVICE_COMPILE__) && defined(__AMDGCN_WAVEFRONT_SIZE)
-constexpr int kWarpSize = __AMDGCN_WAVEFRONT_SIZE;
-#elif defined(__HIP_DEVICE_COMPILE__) && defined(__GFX9__)
+// Chosen by target, not by clang's __AMDGCN_WAVEFRONT_SIZE__ macros, which
+// clang 21 deprecates and clang 22 removes.
+#if defined(__HIP_DEVICE_COMPILE__) && defined(__GFX9__)
 constexpr int kWarpSize = 64;
 #else
 constexpr int kWarpSize = 32;
