@@ -53,7 +53,7 @@ requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA (or ROCm) 
 DEVICES = ["cpu"] + (["cuda"] if HAS_CUDA else [])
 
 # For parametrisation: CUDA is always listed, so that on a CPU-only machine the
-# GPU variants show up as skipped instead of silently disappearing.
+# GPU variants are counted in the summary instead of silently disappearing.
 DEVICE_PARAMS = [
     pytest.param("cpu", id="cpu"),
     pytest.param("cuda", id="cuda", marks=[requires_cuda, pytest.mark.gpu]),
@@ -66,6 +66,30 @@ INDEX_DTYPES = [torch.int32, torch.int64]
 @pytest.fixture(params=DEVICE_PARAMS)
 def device(request) -> str:
     return request.param
+
+
+# Where torch sees no GPU, the tests marked gpu are left out of the run and
+# counted in one line of the summary, instead of one "skipped" line each.
+_GPU_TESTS_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_CUDA:
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        config.hook.pytest_deselected(items=gpu)
+        config.stash[_GPU_TESTS_LEFT_OUT] = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    left_out = config.stash.get(_GPU_TESTS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} GPU tests not run (counted as deselected): torch {torch.__version__} sees no "
+            "CUDA or ROCm device; where it sees one, they run."
+        )
 
 
 # ---------------------------------------------------------------------------
