@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safe_greedy
-from conftest import from_bits, scaled_examples, spec_argmax, to_bits
+from conftest import from_bits, requires_cuda, scaled_examples, spec_argmax, to_bits
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 # Sign bit, exponent field of each format.
@@ -135,6 +135,22 @@ def test_the_callers_mode_survives_the_call(flush_denormal):
 
 
 _KINDS = ["subnormal", "zero", "tiny normal", "nan", "-inf", "about -1"]
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_the_gpu_never_flushes(flush_denormal, dtype):
+    """The host thread's mode does not reach the GPU: there subnormals keep
+    their values, in torch.argmax and here."""
+    bits = torch.zeros((2, 70000), dtype=torch.int64)
+    bits[:, 777] = 1  # the least positive subnormal amid zeros
+    cases = [(negative_subnormal_rows(3, 5000, dtype, zero_at=4321), [4321] * 3),
+             (from_bits(bits, dtype), [777] * 2)]
+    for x, unflushed in cases:
+        x = x.cuda()
+        assert torch.argmax(x, -1).tolist() == unflushed
+        assert safe_greedy.argmax(x).tolist() == unflushed
 
 
 def _bits_of_kind(kind: str, dtype: torch.dtype, n: int, gen: torch.Generator) -> torch.Tensor:
