@@ -74,8 +74,10 @@ inline typename Lanes<T>::lane_t ordered_lane(T x) {
   using lane_t = typename L::lane_t;
   auto b = L::bits(x);
   if (kFlushSubnormals && L::kWidensToSubnormal) {
-    // A zero exponent field reads as zero.
-    b = (b & L::kInfBits) == 0 ? static_cast<decltype(b)>(0) : b;
+    // A zero exponent field reads as zero: b masked with all ones or none,
+    // without a select, which the vectoriser handles poorly at 16 bits.
+    using bits_t = decltype(b);
+    b &= static_cast<bits_t>(0u - static_cast<unsigned>((b & L::kInfBits) != 0));
   }
   const lane_t magnitude = static_cast<lane_t>(b & L::kMagnitude);
   // All ones for negative values, zero otherwise.
@@ -142,19 +144,32 @@ inline ChunkSummary<T> summarise_chunk(const T* __restrict__ p, uint32_t n) {
 // types (SSE2 on x86-64, NEON on arm64): a float max and an unordered compare
 // per four elements, where the integer image needs about twelve instructions at
 // the baseline ISA. A NaN never enters a running maximum (x > NaN-free best is
-// false for NaN x), so NaNs are tracked on the side. Default mode only: the
-// hardware's compares would flush or not with the running thread's mode,
-// so flush-denormal mode takes the integer image above.
-template <>
-inline ChunkSummary<float> summarise_chunk<float, false>(const float* __restrict__ p, uint32_t n) {
-  typedef float f4 __attribute__((vector_size(16)));
-  typedef int32_t i4 __attribute__((vector_size(16)));
+// false for NaN x), so NaNs are tracked on the side. The compares must see
+// subnormals as they are (the launcher clears the running thread's
+// flush-inputs bit); flush-denormal mode flushes them in software first.
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+
+// compared_value<true>() (greedy_key.h) on four lanes.
+inline f32x4 flush_subnormals(f32x4 x) {
+  i32x4 b;
+  memcpy(&b, &x, sizeof(b));
+  b &= (b & 0x7F800000) != 0;
+  memcpy(&x, &b, sizeof(x));
+  return x;
+}
+
+template <bool kFlushSubnormals>
+inline ChunkSummary<float> summarise_chunk_f32(const float* __restrict__ p, uint32_t n) {
+  typedef f32x4 f4;
+  typedef i32x4 i4;
   constexpr uint32_t kVectors = 4;  // independent maxima, so no long dependency chain
   constexpr uint32_t kStep = 4 * kVectors;
+  const float first = compared_value<kFlushSubnormals>(p[0]);
   f4 best[kVectors];
   i4 nan_seen[kVectors];
   for (uint32_t k = 0; k < kVectors; ++k) {
-    best[k] = f4{p[0], p[0], p[0], p[0]};
+    best[k] = f4{first, first, first, first};
     nan_seen[k] = i4{0, 0, 0, 0};
   }
   uint32_t i = 0;
@@ -162,6 +177,7 @@ inline ChunkSummary<float> summarise_chunk<float, false>(const float* __restrict
     for (uint32_t k = 0; k < kVectors; ++k) {
       f4 x;
       memcpy(&x, p + i + 4 * k, sizeof(x));
+      if (kFlushSubnormals) x = flush_subnormals(x);
       best[k] = x > best[k] ? x : best[k];
       nan_seen[k] |= x != x;
     }
@@ -175,11 +191,21 @@ inline ChunkSummary<float> summarise_chunk<float, false>(const float* __restrict
     }
   }
   for (; i < n; ++i) {
-    top = p[i] > top ? p[i] : top;
-    has_nan |= p[i] != p[i];
+    const float x = compared_value<kFlushSubnormals>(p[i]);
+    top = x > top ? x : top;
+    has_nan |= x != x;
   }
   // If p[0] is NaN, `top` may still be that NaN: has_nan is set and decides.
   return ChunkSummary<float>{ordered_lane(top), has_nan};
+}
+
+template <>
+inline ChunkSummary<float> summarise_chunk<float, false>(const float* __restrict__ p, uint32_t n) {
+  return summarise_chunk_f32<false>(p, n);
+}
+template <>
+inline ChunkSummary<float> summarise_chunk<float, true>(const float* __restrict__ p, uint32_t n) {
+  return summarise_chunk_f32<true>(p, n);
 }
 #endif
 
@@ -203,10 +229,10 @@ inline bool block_has_lane(const T* __restrict__ p, typename Lanes<T>::lane_t la
 // (-0.0 and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU,
 // side by side: 0-5.5% less time for fp32 at batch 16 and 256
 // (docs/PERFORMANCE.md).
-template <>
-inline bool block_has_lane<float, false>(const float* __restrict__ p, int32_t lane) {
-  typedef float f4 __attribute__((vector_size(16)));
-  typedef int32_t i4 __attribute__((vector_size(16)));
+template <bool kFlushSubnormals>
+inline bool block_has_lane_f32(const float* __restrict__ p, int32_t lane) {
+  typedef f32x4 f4;
+  typedef i32x4 i4;
   // ordered_lane() inverted: a negative lane is the negated magnitude.
   const uint32_t magnitude = lane < 0 ? 0u - static_cast<uint32_t>(lane) : static_cast<uint32_t>(lane);
   const float value = bits_to_float(lane < 0 ? (magnitude | 0x80000000u) : magnitude);
@@ -215,9 +241,19 @@ inline bool block_has_lane<float, false>(const float* __restrict__ p, int32_t la
   for (uint32_t i = 0; i < kBlock; i += 4) {
     f4 x;
     memcpy(&x, p + i, sizeof(x));
+    if (kFlushSubnormals) x = flush_subnormals(x);
     hits |= x == values;
   }
   return (hits[0] | hits[1] | hits[2] | hits[3]) != 0;
+}
+
+template <>
+inline bool block_has_lane<float, false>(const float* __restrict__ p, int32_t lane) {
+  return block_has_lane_f32<false>(p, lane);
+}
+template <>
+inline bool block_has_lane<float, true>(const float* __restrict__ p, int32_t lane) {
+  return block_has_lane_f32<true>(p, lane);
 }
 #endif
 
