@@ -73,3 +73,9 @@ def test_vmap_refusals_leave_out_untouched(device):
         with pytest.raises(error, match=message):
             call(out)
         assert bool((out == -7).all()), message
+
+
+def test_vmap_under_torch_compile():
+    x = stacked_rows(4, 3, 1000, torch.bfloat16, "cpu")
+    compiled = torch.compile(lambda t: torch.vmap(safe_greedy.argmax)(t), fullgraph=True)
+    assert torch.equal(compiled(x), torch.argmax(x, -1))
