@@ -9,9 +9,10 @@ import importlib.util
 import os
 
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
-from helpers import DEVICE_PARAMS
+from helpers import DEVICE_PARAMS, HAS_CUDA
 
 # ---------------------------------------------------------------------------
 # Hypothesis profiles
@@ -41,6 +42,30 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 @pytest.fixture(params=DEVICE_PARAMS)
 def device(request) -> str:
     return request.param
+
+
+# Where torch sees no GPU, the tests marked gpu are left out of the run and
+# counted in one line of the summary, instead of one "skipped" line each.
+_GPU_TESTS_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_CUDA:
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        config.hook.pytest_deselected(items=gpu)
+        config.stash[_GPU_TESTS_LEFT_OUT] = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    left_out = config.stash.get(_GPU_TESTS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} GPU tests not run (counted as deselected): torch {torch.__version__} sees no "
+            "CUDA or ROCm device; where it sees one, they run."
+        )
 
 
 @pytest.fixture(scope="session")

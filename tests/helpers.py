@@ -30,7 +30,7 @@ requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA (or ROCm) 
 DEVICES = ["cpu"] + (["cuda"] if HAS_CUDA else [])
 
 # For parametrisation: CUDA is always listed, so that on a CPU-only machine the
-# GPU variants show up as skipped instead of silently disappearing.
+# GPU variants are counted in the summary instead of silently disappearing.
 DEVICE_PARAMS = [
     pytest.param("cpu", id="cpu"),
     pytest.param("cuda", id="cuda", marks=[requires_cuda, pytest.mark.gpu]),

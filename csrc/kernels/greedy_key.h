@@ -104,6 +104,24 @@ SG_HOST_DEVICE float greater_of(float a, float b) {
   return (a != a || a > b) ? a : b;
 }
 
+// The rule in flush-denormal mode (torch.set_flush_denormal(True): x86's
+// MXCSR.DAZ, arm64's FPCR.FZ), where the CPU reads every subnormal fp32 operand
+// as a zero. There torch.argmax on the CPU ranks fp32 subnormals, and bf16 ones
+// (which widen to fp32 subnormals), as zeros: they tie with +-0.0 and with each
+// other. fp16 subnormals widen to normal fp32 values and keep their order. So
+// the mode's rule is: widen, flush, then the rule above. Decided on the bits,
+// so it does not depend on the mode of the thread that runs it.
+SG_HOST_DEVICE float flush_subnormal(float v) {
+  return (float_bits(v) & 0x7F800000u) == 0 ? 0.0f : v;
+}
+
+// The value the rule compares: `v` itself, or flushed in flush-denormal mode.
+// A template flag, so the default kernels carry no per-element test for it.
+template <bool kFlushSubnormals>
+SG_HOST_DEVICE float compared_value(float v) {
+  return kFlushSubnormals ? flush_subnormal(v) : v;
+}
+
 // fp16 and bf16 widen to fp32 exactly; comparing the widened values is the
 // same as comparing the originals.
 SG_HOST_DEVICE float bf16_bits_to_float(uint16_t b) {

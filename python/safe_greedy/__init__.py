@@ -4,6 +4,16 @@
     argmax(logits)              # functional, int64, like torch.argmax(logits, -1)
 """
 
+import warnings
+
+with warnings.catch_warnings():
+    # Without numpy, importing torch warns that it could not initialise
+    # numpy; safe_greedy never uses numpy, and the warning would make
+    # `python -W error -c "import safe_greedy"` fail.
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
+    import torch  # noqa: F401
+
+from safe_greedy import batching  # noqa: F401  (registers the vmap rule)
 from safe_greedy.ops import argmax, greedy_sample
 
 __all__ = ["argmax", "greedy_sample"]

@@ -1,4 +1,4 @@
-"""``python -m safe_greedy``: check the contract on every device present, then time it.
+"""python -m safe_greedy: check the contract on every device present, then time it.
 
 For each device (the CPU, and the GPU when torch sees one):
 
@@ -39,10 +39,38 @@ def _devices(requested: str):
     return devices
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m safe_greedy", description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")
-    parser.add_argument("--cases", type=int, default=300, help="random cases per device")
+    parser = argparse.ArgumentParser(
+        prog="python -m safe_greedy",
+        description=(
+            "Check safe_greedy against torch.argmax on every device present (the aiter failure "
+            "cases, random rows, edge cases), then time both. Exits with status 1 if any check fails."
+        ),
+    )
+    parser.add_argument(
+        "--device",
+        choices=("all", "cpu", "cuda"),
+        default="all",
+        help="where to check and time: every device torch sees (all, the default), the CPU only, "
+        "or the GPU only (an error when torch sees none)",
+    )
+    parser.add_argument(
+        "--cases",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="random cases per device, 1 or more (default 300)",
+    )
     parser.add_argument("--no-speed", action="store_true", help="skip the speed table")
     args = parser.parse_args(argv)
 

@@ -14,6 +14,8 @@ def greedy_sample(out: torch.Tensor, logits: torch.Tensor) -> None:
     ``+0.0``). Every result lies in ``[0, vocab)``. On bad input it raises and
     leaves ``out`` untouched.
     """
+    _require_tensor("greedy_sample(): out", out)
+    _require_tensor("greedy_sample(): logits", logits)
     torch.ops.safe_greedy.greedy_sample(out, logits)
 
 
@@ -22,8 +24,9 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
 
     A 0-D tensor is one row of one element, as for torch: the answer is 0.
     """
+    _require_tensor("argmax(): logits", logits)
     if logits.dim() == 0:
-        out = torch.empty(1, dtype=torch.int64, device=logits.device)
+        out = logits.new_empty(1, dtype=torch.int64)
         torch.ops.safe_greedy.greedy_sample(out, logits.reshape(1, 1))
         return out.reshape(())
     if logits.shape[-1] == 0:
@@ -36,9 +39,16 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
         )
     leading = logits.shape[:-1]
     rows = logits.reshape(-1, logits.shape[-1]) if logits.dim() != 2 else logits
-    out = torch.empty(rows.shape[0], dtype=torch.int64, device=logits.device)
+    # new_empty, not torch.empty: under torch.vmap it makes one out per call.
+    out = rows.new_empty(rows.shape[0], dtype=torch.int64)
     torch.ops.safe_greedy.greedy_sample(out, rows)
     return out.reshape(leading)
+
+
+def _require_tensor(what: str, value) -> None:
+    # TypeError, as torch's own functions raise for a list or None.
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{what} must be a Tensor, not {type(value).__name__}")
 
 
 _LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

@@ -188,18 +188,25 @@ def _clamp(value: float, low: int, high: int) -> int:
     return int(min(max(math.ceil(value), low), high))
 
 
-def cuda_graph_time(
+def cuda_graph_time(fn: Call, inputs: Sequence[torch.Tensor], **options) -> Tuple[float, Optional[torch.Tensor]]:
+    """Median microseconds per call of ``fn`` over ``inputs`` under graph
+    replay, and ``out`` (see cuda_graph_samples, which takes the same options)."""
+    samples, out = cuda_graph_samples(fn, inputs, **options)
+    return statistics.median(samples), out
+
+
+def cuda_graph_samples(
     fn: Call,
     inputs: Sequence[torch.Tensor],
     *,
     target_ms: float = 20.0,
     min_replays: int = 5,
     max_replays: int = 50,
-) -> Tuple[float, Optional[torch.Tensor]]:
-    """Median microseconds per call of ``fn`` over ``inputs`` under graph replay.
+) -> Tuple[List[float], Optional[torch.Tensor]]:
+    """Microseconds per call of ``fn`` over ``inputs`` in each timed graph replay.
 
-    Returns ``(us, out)`` where ``out`` is a copy of what the last captured call
-    returned after the final replay (None if ``fn`` returns nothing), so a
+    Returns ``(samples, out)`` where ``out`` is a copy of what the last captured
+    call returned after the final replay (None if ``fn`` returns nothing), so a
     caller can check that replays compute the right answer.
     """
     device = inputs[0].device
@@ -240,7 +247,7 @@ def cuda_graph_time(
     per_call_us = [ms * 1e3 / len(inputs) for ms in timed(replays)]
     result = out.clone() if isinstance(out, torch.Tensor) else None
     torch.cuda.synchronize(device)
-    return statistics.median(per_call_us), result
+    return per_call_us, result
 
 
 def cuda_eager_time(
@@ -274,15 +281,21 @@ def cuda_eager_time(
     return statistics.median(start.elapsed_time(end) * 1e3 / calls for start, end in events)
 
 
-def cpu_time(
+def cpu_time(fn: Call, inputs: Sequence[torch.Tensor], **options) -> float:
+    """Median wall-clock microseconds per call of ``fn``, round robin over
+    ``inputs`` (the options of cpu_samples)."""
+    return statistics.median(cpu_samples(fn, inputs, **options))
+
+
+def cpu_samples(
     fn: Call,
     inputs: Sequence[torch.Tensor],
     *,
     target_s: float = 0.3,
     min_calls: int = 5,
     max_calls: int = 2000,
-) -> float:
-    """Median wall-clock microseconds per call of ``fn``, round robin over ``inputs``."""
+) -> List[float]:
+    """Wall-clock microseconds of each call of ``fn``, round robin over ``inputs``."""
     fn(inputs[-1])  # warm-up: thread pool, page faults of the output
     samples: List[float] = []
     index = 0
@@ -295,7 +308,7 @@ def cpu_time(
         samples.append((time.perf_counter_ns() - t0) / 1e3)
         if len(samples) >= min_calls and time.perf_counter() - began >= target_s:
             break
-    return statistics.median(samples)
+    return samples
 
 
 # ---------------------------------------------------------------------------
@@ -363,6 +376,51 @@ TABLE_DTYPES = (torch.bfloat16, torch.float32)
 _DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
+# A row is flagged noisy when its middle half of samples spans more than this
+# share of the median, or its median is more than NOISY_MEDIAN_OVER_MIN times
+# its fastest sample: other work on the machine took the time, not the call.
+NOISY_IQR = 0.10
+NOISY_MEDIAN_OVER_MIN = 1.5
+
+
+class Spread:
+    """The fastest, median and quartiles of one cell's samples (microseconds)."""
+
+    def __init__(self, samples: Sequence[float]):
+        ordered = sorted(samples)
+        self.fastest = ordered[0]
+        self.median = statistics.median(ordered)
+        if len(ordered) >= 2:
+            self.q1, _, self.q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+        else:
+            self.q1 = self.q3 = ordered[0]
+
+    @property
+    def relative_iqr(self) -> float:
+        return (self.q3 - self.q1) / self.median
+
+    @property
+    def noisy(self) -> bool:
+        return self.relative_iqr > NOISY_IQR or self.median > NOISY_MEDIAN_OVER_MIN * self.fastest
+
+    def cell(self) -> str:
+        """``fastest / median us, IQR %``, fixed width."""
+        return f"{self.fastest:>8.1f} / {self.median:>8.1f} us {100 * self.relative_iqr:>4.0f}%"
+
+
+def busy_warning() -> Optional[str]:
+    """A line saying the machine is busy, when the 1-minute load average
+    exceeds the CPUs this process may use, else None."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0]
+    if load <= cpus:
+        return None
+    return (f"    the machine is busy (load average {load:.1f} on {cpus} CPUs): "
+            "other work shares the cores, so the times below are not the kernels' own")
+
+
 def _memory_cap(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -385,14 +443,19 @@ def speed_table(device: torch.device, log=print) -> None:
             need = max(need, rotation_pool_bytes(b * v * itemsize, k))
     pool = Pool(need, device)
     if device.type == "cuda":
-        method = "CUDA-graph replay, median of replays"
+        method = "CUDA-graph replay, time per call of each replay"
     else:
-        method = f"wall clock, median of calls, {torch.get_num_threads()} threads"
+        method = f"wall clock of each call, {torch.get_num_threads()} threads"
     log(
         f"    {method}; inputs rotated over > {cold / 2**20:.0f} MiB "
         f"({COLD_FACTOR}x the {'L2' if device.type == 'cuda' else 'last-level cache'}), cold"
     )
-    log(f"    {'dtype':5} {'batch':>5} {'vocab':>7} {'safe_greedy':>12} {'torch':>10} {'speed-up':>9} {'sg GB/s':>8}")
+    busy = busy_warning()
+    if busy:
+        log(busy)
+    log(f"    {'dtype':5} {'batch':>5} {'vocab':>7}  {'safe_greedy: fastest / median, IQR':>34}  "
+        f"{'torch.argmax: fastest / median, IQR':>35}  {'speed-up':>8} {'sg GB/s':>8}")
+    noisy_rows = 0
     for dtype in TABLE_DTYPES:
         pool.fill(dtype)
         itemsize = torch.empty((), dtype=dtype).element_size()
@@ -409,14 +472,23 @@ def speed_table(device: torch.device, log=print) -> None:
                 return torch.argmax(x, -1)
 
             if device.type == "cuda":
-                t_ours, _ = cuda_graph_time(ours, inputs)
-                t_theirs, _ = cuda_graph_time(theirs, inputs)
+                s_ours = Spread(cuda_graph_samples(ours, inputs)[0])
+                s_theirs = Spread(cuda_graph_samples(theirs, inputs)[0])
             else:
-                t_ours = cpu_time(ours, inputs, target_s=0.2)
-                t_theirs = cpu_time(theirs, inputs, target_s=0.2)
+                s_ours = Spread(cpu_samples(ours, inputs, target_s=0.2))
+                s_theirs = Spread(cpu_samples(theirs, inputs, target_s=0.2))
+            noisy = s_ours.noisy or s_theirs.noisy
+            noisy_rows += noisy
             log(
-                f"    {_DTYPE_NAMES[dtype]:5} {b:>5} {v:>7} {t_ours:>9.1f} us {t_theirs:>7.1f} us "
-                f"{t_theirs / t_ours:>8.2f}x {nbytes / t_ours / 1e3:>8.1f}"
+                f"    {_DTYPE_NAMES[dtype]:5} {b:>5} {v:>7}  {s_ours.cell():>34}  {s_theirs.cell():>35}  "
+                f"{s_theirs.median / s_ours.median:>7.2f}x {nbytes / s_ours.median / 1e3:>8.1f}"
+                + ("  NOISY" if noisy else "")
             )
             del inputs
+    log(
+        f"    speed-up and GB/s from the medians. IQR: the middle half of the samples, as a share of\n"
+        f"    the median. NOISY: an IQR over {100 * NOISY_IQR:.0f}% or a median over {NOISY_MEDIAN_OVER_MIN}x the "
+        f"fastest sample\n    on either side ({noisy_rows} of {len(TABLE_DTYPES) * len(shapes)} rows): "
+        "other work shared the machine; rerun when it is idle."
+    )
     del pool

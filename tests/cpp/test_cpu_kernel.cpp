@@ -1,6 +1,7 @@
 // The CPU kernel (safe_greedy::cpu::segment_key) against a naive scan that
 // applies torch's rule element by element, on random and adversarial rows of
-// every storage type, contiguous and strided, whole rows and sub-segments.
+// every storage type, contiguous and strided, whole rows and sub-segments, in
+// the default mode and in flush-denormal mode.
 #include <stdint.h>
 
 #include <cmath>
@@ -34,6 +35,7 @@ struct Format<float> {
   static float widen(float x) { return x; }
   static float from_bits32(uint32_t u) { return float_of(u); }
   static float random(test::Rng& rng) { return float_of(rng.bits32()); }
+  static float subnormal(test::Rng& rng) { return float_of(rng.bits32() & 0x807FFFFFu); }
 };
 
 template <>
@@ -42,6 +44,7 @@ struct Format<bf16_t> {
   static float widen(bf16_t x) { return test::ref_bf16_to_float(x.bits); }
   static bf16_t from_bits32(uint32_t u) { return bf16_t{static_cast<uint16_t>(u >> 16)}; }
   static bf16_t random(test::Rng& rng) { return bf16_t{rng.bits16()}; }
+  static bf16_t subnormal(test::Rng& rng) { return bf16_t{static_cast<uint16_t>(rng.bits16() & 0x807Fu)}; }
 };
 
 template <>
@@ -61,6 +64,7 @@ struct Format<fp16_t> {
     return fp16_t{static_cast<uint16_t>(sign | (exponent << 10) | ((u >> 13) & 0x3FFu))};
   }
   static fp16_t random(test::Rng& rng) { return fp16_t{rng.bits16()}; }
+  static fp16_t subnormal(test::Rng& rng) { return fp16_t{static_cast<uint16_t>(rng.bits16() & 0x83FFu)}; }
 };
 
 template <class T>
@@ -68,15 +72,22 @@ T from_float(float f) {
   return Format<T>::from_bits32(bits_of(f));
 }
 
+// What torch compares in flush-denormal mode: the widened value, with an
+// fp32 subnormal read as zero.
+template <bool kFlush>
+float as_compared(float v) {
+  return kFlush && std::fpclassify(v) == FP_SUBNORMAL ? 0.0f : v;
+}
+
 // torch's rule, one element at a time, in increasing index order: the first
 // NaN ends the scan; otherwise only a strictly greater value moves the answer.
-template <class T>
+template <class T, bool kFlush>
 uint32_t naive_argmax(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
   uint32_t best = begin;
-  float best_value = Format<T>::widen(row[static_cast<int64_t>(begin) * stride]);
+  float best_value = as_compared<kFlush>(Format<T>::widen(row[static_cast<int64_t>(begin) * stride]));
   if (std::isnan(best_value)) return best;
   for (uint32_t i = begin + 1; i < end; ++i) {
-    const float v = Format<T>::widen(row[static_cast<int64_t>(i) * stride]);
+    const float v = as_compared<kFlush>(Format<T>::widen(row[static_cast<int64_t>(i) * stride]));
     if (std::isnan(v)) return i;
     if (v > best_value) {
       best_value = v;
@@ -109,8 +120,9 @@ Layout<T> lay_out(const std::vector<T>& values, int64_t stride, uint32_t begin, 
 
 uint64_t g_cases = 0;
 
-template <class T>
-void check_row(const std::vector<T>& values, const std::string& what, test::Rng& rng) {
+template <class T, bool kFlush>
+void check_row_in_mode(const std::vector<T>& values, const std::string& what, test::Rng& rng) {
+  const char* mode = kFlush ? " (flush-denormal)" : "";
   const uint32_t n = static_cast<uint32_t>(values.size());
   for (int64_t stride : {int64_t{1}, int64_t{3}}) {
     // The whole row, and one random sub-segment.
@@ -123,18 +135,19 @@ void check_row(const std::vector<T>& values, const std::string& what, test::Rng&
       }
       const size_t offset = static_cast<size_t>(rng.below(8));
       const Layout<T> l = lay_out(values, stride, begin, end, offset, (g_cases & 1) == 0);
-      const uint32_t want = naive_argmax(l.row, stride, begin, end);
-      const Key got = safe_greedy::cpu::segment_key(l.row, stride, begin, end);
+      const uint32_t want = naive_argmax<T, kFlush>(l.row, stride, begin, end);
+      const Key got = safe_greedy::cpu::segment_key<T, kFlush>(l.row, stride, begin, end);
       const uint32_t got_index = safe_greedy::key_index(got);
       ++g_cases;
-      CHECK(got_index == want, "%s %s n=%u stride=%lld [%u,%u): index %u, torch rule says %u",
-            Format<T>::kName, what.c_str(), n, static_cast<long long>(stride), begin, end,
+      CHECK(got_index == want, "%s %s%s n=%u stride=%lld [%u,%u): index %u, torch rule says %u",
+            Format<T>::kName, what.c_str(), mode, n, static_cast<long long>(stride), begin, end,
             got_index, want);
-      // The key's value half must be the winner's, or combining segments
-      // across threads would compare the wrong values.
-      const Key want_key = safe_greedy::make_key(Format<T>::widen(values[want]), want);
-      CHECK(got == want_key, "%s %s n=%u stride=%lld [%u,%u): key 0x%016llX, want 0x%016llX",
-            Format<T>::kName, what.c_str(), n, static_cast<long long>(stride), begin, end,
+      // The key's value half must be the winner's, as compared, or combining
+      // segments across threads would compare the wrong values.
+      const Key want_key =
+          safe_greedy::make_key(as_compared<kFlush>(Format<T>::widen(values[want])), want);
+      CHECK(got == want_key, "%s %s%s n=%u stride=%lld [%u,%u): key 0x%016llX, want 0x%016llX",
+            Format<T>::kName, what.c_str(), mode, n, static_cast<long long>(stride), begin, end,
             static_cast<unsigned long long>(got), static_cast<unsigned long long>(want_key));
     }
     // The launcher's way: cut [0, n) into segments, max their keys.
@@ -145,16 +158,22 @@ void check_row(const std::vector<T>& values, const std::string& what, test::Rng&
       Key combined = safe_greedy::kEmptyKey;
       for (uint32_t first = 0; first < n; first += per) {
         const uint32_t last = first + per < n ? first + per : n;
-        combined = safe_greedy::max_key(combined,
-                                        safe_greedy::cpu::segment_key(l.row, stride, first, last));
+        combined = safe_greedy::max_key(
+            combined, safe_greedy::cpu::segment_key<T, kFlush>(l.row, stride, first, last));
       }
-      const uint32_t want = naive_argmax(l.row, stride, 0, n);
+      const uint32_t want = naive_argmax<T, kFlush>(l.row, stride, 0, n);
       CHECK(safe_greedy::key_index(combined) == want,
-            "%s %s n=%u stride=%lld in %u segments: index %u, torch rule says %u",
-            Format<T>::kName, what.c_str(), n, static_cast<long long>(stride), cuts,
+            "%s %s%s n=%u stride=%lld in %u segments: index %u, torch rule says %u",
+            Format<T>::kName, what.c_str(), mode, n, static_cast<long long>(stride), cuts,
             safe_greedy::key_index(combined), want);
     }
   }
+}
+
+template <class T>
+void check_row(const std::vector<T>& values, const std::string& what, test::Rng& rng) {
+  check_row_in_mode<T, false>(values, what, rng);
+  check_row_in_mode<T, true>(values, what, rng);
 }
 
 const float kInf = std::numeric_limits<float>::infinity();
@@ -223,6 +242,22 @@ void run_format() {
     fill([&](uint32_t) { return float_of(static_cast<uint32_t>(rng.below(4)) |
                                          (rng.below(2) ? 0x80000000u : 0u)); });
     check_row(v, "denormals", rng);
+    // Subnormals of the format itself, zeros of either sign and negatives: in
+    // flush-denormal mode the fp32 and bf16 subnormals tie with the zeros.
+    for (auto& x : v) {
+      const uint64_t pick = rng.below(8);
+      x = pick < 5 ? Format<T>::subnormal(rng)
+                   : from_float<T>(pick == 5 ? 0.0f : pick == 6 ? -0.0f : -1.0f);
+    }
+    check_row(v, "subnormals, zeros", rng);
+    // Negative subnormals and -1 everywhere but one zero near the end:
+    // flushed, the first subnormal ties the zero and wins.
+    for (auto& x : v) {
+      x = Format<T>::subnormal(rng);
+      if (safe_greedy::float_bits(Format<T>::widen(x)) < 0x80000000u) x = from_float<T>(-1.0f);
+    }
+    v[n - 1 - static_cast<uint32_t>(rng.below(n < 4 ? n : 4))] = from_float<T>(0.0f);
+    check_row(v, "negative subnormals, one zero", rng);
 
     // NaN at each chunk boundary in turn, on a random background, and after a
     // +inf (the NaN still wins), and a NaN before a larger value.

@@ -162,24 +162,42 @@ void test_fp32_image_exhaustive() {
         static_cast<unsigned long long>(bad_lane), first_bad);
   CHECK(order_image(float_of(0xFF800000u)) == 0x007FFFFFu, "image(-inf) is the documented least");
 
-  // Every pattern: NaN exactly when std::isnan says so, and then above +inf.
+  // Every pattern: NaN exactly when std::isnan says so, and then above +inf;
+  // in flush-denormal mode, a zero exactly when subnormal or zero.
   const uint32_t inf_image = order_image(float_of(0x7F800000u));
+  uint64_t bad_flush = 0;
   uint32_t u = 0;
   do {
     const float f = float_of(u);
     const bool nan = std::isnan(f);
     if (nan != is_nan(f)) bad_nan += (first_bad = u, 1);
+    const uint32_t flushed = bits_of(safe_greedy::compared_value<true>(f));
+    // A zero of either sign for zeros and subnormals; the value itself otherwise.
+    const bool zero_after = std::fpclassify(f) == FP_SUBNORMAL || f == 0.0f;
+    if (zero_after ? (flushed << 1) != 0u : flushed != u) bad_flush += (first_bad = u, 1);
+    if (bits_of(safe_greedy::compared_value<false>(f)) != u) bad_flush += (first_bad = u, 1);
     if (nan && !(order_image(f) > inf_image && order_image(f) == 0xFFFFFFFFu)) {
       bad_nan += (first_bad = u, 1);
     }
   } while (++u != 0);
   CHECK(bad_nan == 0, "NaN handling wrong at %llu patterns (e.g. 0x%08X)",
         static_cast<unsigned long long>(bad_nan), first_bad);
+  CHECK(bad_flush == 0, "compared_value wrong at %llu patterns (e.g. 0x%08X)",
+        static_cast<unsigned long long>(bad_flush), first_bad);
+}
+
+// What torch compares in flush-denormal mode, written independently of the
+// header: the widened value, an fp32 subnormal read as zero.
+template <bool kFlush>
+float ref_compared(float v) {
+  return kFlush && std::fpclassify(v) == FP_SUBNORMAL ? 0.0f : v;
 }
 
 // A 16-bit format's lane and NaN test (CPU kernel, pass one) against the
-// image of the widened value (the key), on all 65536 patterns.
-template <class T>
+// image of the widened value (the key), on all 65536 patterns, in the default
+// mode and (kFlush) in flush-denormal mode, where the value compared is
+// ref_compared<true>() of the widened one.
+template <class T, bool kFlush>
 void test_lanes_16(const char* name, float (*widen)(uint16_t)) {
   using safe_greedy::cpu::is_nan;
   using safe_greedy::cpu::ordered_lane;
@@ -193,10 +211,11 @@ void test_lanes_16(const char* name, float (*widen)(uint16_t)) {
   std::vector<Entry> all;
   for (uint32_t h = 0; h <= 0xFFFFu; ++h) {
     const T x{static_cast<uint16_t>(h)};
-    const float f = widen(static_cast<uint16_t>(h));
+    const float f = ref_compared<kFlush>(widen(static_cast<uint16_t>(h)));
     CHECK(is_nan(x) == std::isnan(f), "%s 0x%04X: is_nan %d", name, h,
           static_cast<int>(is_nan(x)));
-    const Entry e{f, order_image(f), ordered_lane(x), static_cast<uint16_t>(h)};
+    const Entry e{f, order_image(safe_greedy::compared_value<kFlush>(widen(static_cast<uint16_t>(h)))),
+                  ordered_lane<T, kFlush>(x), static_cast<uint16_t>(h)};
     all.push_back(e);
     if (!std::isnan(f)) values.push_back(e);
   }
@@ -208,10 +227,10 @@ void test_lanes_16(const char* name, float (*widen)(uint16_t)) {
     const Entry& a = values[k - 1];
     const Entry& b = values[k];
     const bool equal = a.value == b.value;
-    CHECK(equal ? a.lane == b.lane : a.lane < b.lane, "%s 0x%04X vs 0x%04X: lanes %d, %d", name,
-          a.bits, b.bits, a.lane, b.lane);
-    CHECK(equal ? a.image == b.image : a.image < b.image, "%s 0x%04X vs 0x%04X: images", name,
-          a.bits, b.bits);
+    CHECK(equal ? a.lane == b.lane : a.lane < b.lane, "%s%s 0x%04X vs 0x%04X: lanes %d, %d", name,
+          kFlush ? " (flush)" : "", a.bits, b.bits, a.lane, b.lane);
+    CHECK(equal ? a.image == b.image : a.image < b.image, "%s%s 0x%04X vs 0x%04X: images", name,
+          kFlush ? " (flush)" : "", a.bits, b.bits);
   }
   // And directly, every pattern against a sample of partners.
   test::Rng rng(0xB16B00B5ull + sizeof(T));
@@ -228,17 +247,23 @@ void test_lanes_16(const char* name, float (*widen)(uint16_t)) {
 float widen_bf16(uint16_t b) { return safe_greedy::bf16_bits_to_float(b); }
 float widen_fp16(uint16_t b) { return safe_greedy::fp16_bits_to_float(b); }
 
-// fp32 lanes against images on pairs of special and random values.
+// fp32 lanes against images and float order on pairs of special and random
+// values, in the default mode and (kFlush) in flush-denormal mode.
+template <bool kFlush>
 void test_lanes_fp32_pairs() {
   using safe_greedy::cpu::ordered_lane;
+  using safe_greedy::compared_value;
   auto check = [](uint32_t a_bits, uint32_t b_bits) {
     const float a = float_of(a_bits);
     const float b = float_of(b_bits);
     if (std::isnan(a) || std::isnan(b)) return;
-    const int32_t la = ordered_lane(a), lb = ordered_lane(b);
-    const uint32_t ia = order_image(a), ib = order_image(b);
-    CHECK((la < lb) == (ia < ib) && (la == lb) == (ia == ib) && (la < lb) == (a < b),
-          "fp32 0x%08X vs 0x%08X", a_bits, b_bits);
+    const int32_t la = ordered_lane<float, kFlush>(a), lb = ordered_lane<float, kFlush>(b);
+    const uint32_t ia = order_image(compared_value<kFlush>(a));
+    const uint32_t ib = order_image(compared_value<kFlush>(b));
+    const float ra = ref_compared<kFlush>(a), rb = ref_compared<kFlush>(b);
+    CHECK((la < lb) == (ia < ib) && (la == lb) == (ia == ib) && (la < lb) == (ra < rb) &&
+              (la == lb) == (ra == rb),
+          "fp32%s 0x%08X vs 0x%08X", kFlush ? " (flush)" : "", a_bits, b_bits);
   };
   const std::vector<uint32_t> specials = test::special_fp32_bits();
   for (uint32_t a : specials) {
@@ -277,8 +302,11 @@ int main() {
   test_random_pairs();
   test_key_index_and_empty();
   test_fp32_image_exhaustive();
-  test_lanes_16<bf16_t>("bf16", widen_bf16);
-  test_lanes_16<fp16_t>("fp16", widen_fp16);
-  test_lanes_fp32_pairs();
+  test_lanes_16<bf16_t, false>("bf16", widen_bf16);
+  test_lanes_16<fp16_t, false>("fp16", widen_fp16);
+  test_lanes_16<bf16_t, true>("bf16", widen_bf16);
+  test_lanes_16<fp16_t, true>("fp16", widen_fp16);
+  test_lanes_fp32_pairs<false>();
+  test_lanes_fp32_pairs<true>();
   return test::finish("test_ordering");
 }
