@@ -23,8 +23,8 @@ from setuptools import find_packages, setup
 from torch.utils import cpp_extension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CPU_SOURCES = ["csrc/greedy_ops.cpp", "csrc/greedy_cpu.cpp"]
-GPU_SOURCES = ["csrc/greedy_cuda.cu", "csrc/greedy_gpu_workspace.cu"]
+CPU_SOURCES = ["csrc/greedy_ops.cpp", "csrc/greedy_cpu.cpp", "csrc/distributed_ops.cpp"]
+GPU_SOURCES = ["csrc/greedy_cuda.cu", "csrc/greedy_gpu_workspace.cu", "csrc/distributed_cuda.cu"]
 
 # With no GPU to look at, torch has no architecture to derive the list from
 # (2.14 stops with an IndexError on the empty list), and a long list would
