@@ -194,9 +194,48 @@ def run_rank(backend: str, world: int, rank: int, init: str, device: str = "cpu"
     if not torch.equal(got, torch.argmax(x, -1)):
         failures.append(f"own reduction: got {got.tolist()}, torch.argmax gives {torch.argmax(x, -1).tolist()}")
 
+    if device.type == "cuda":
+        failure = graph_replay_case(rank, world, device)
+        ran += 1
+        if failure:
+            failures.append(failure)
+
     dist.barrier()
     dist.destroy_process_group()
     return {"rank": rank, "cases": ran, "failures": failures}
+
+
+def graph_replay_case(rank: int, world: int, device: torch.device) -> str:
+    """sgd.greedy_sample captured in a CUDA graph (NCCL allows capturing its collectives), replayed on new logits."""
+    vocab, batch = 32000, 8
+    width = -(-vocab // world)
+    full = torch.empty(batch, width * world, dtype=torch.bfloat16)
+    shard = torch.empty(batch, width, dtype=torch.bfloat16, device=device)
+    out = torch.full((batch,), -7, dtype=torch.int32, device=device)
+    offset = rank * width
+
+    def step():
+        sgd.greedy_sample(out, shard, vocab_offset=offset, vocab_size=vocab)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    for replay in range(3):
+        full.copy_(torch.randn(full.shape, generator=torch.Generator().manual_seed(replay)))
+        full[replay, replay * 997 % vocab] = NAN
+        shard.copy_(full[:, offset:offset + width])
+        out.fill_(-7)
+        graph.replay()
+        got = out.cpu().to(torch.int64)
+        expected = torch.argmax(full[:, :vocab], -1)
+        if not torch.equal(got, expected):
+            return f"graph replay {replay}: got {got.tolist()}, torch.argmax gives {expected.tolist()}"
+    return ""
 
 
 def main() -> int:
