@@ -215,6 +215,7 @@ def launch_ranks(args, tp: int, scratch: str) -> List[Dict]:
 def write_results(args, rows: List[Dict], backend: str, device: torch.device) -> None:
     meta = bench.metadata(device, args.commit)
     meta.update({"backend": backend, "threads_per_rank": args.threads if backend == "gloo" else None,
+                 "cores": os.cpu_count(),
                  "gpus": torch.cuda.device_count() if device.type == "cuda" else 0})
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     stem = os.path.join(args.out, f"distributed-{backend}-tp{'-'.join(str(t) for t in sorted({r['tp'] for r in rows}))}-{day}")
@@ -228,8 +229,12 @@ def write_results(args, rows: List[Dict], backend: str, device: torch.device) ->
              "bf16 logits, vocabulary padded to a multiple of the TP size. Each cell, as the slowest rank's median "
              "per call: all-gather + torch.argmax / all-gather + safe_greedy.greedy_sample / "
              "sgd.greedy_sample (one all-reduce of keys); then the speed-up of sgd.greedy_sample over each.", ""]
+    if backend == "gloo":
+        lines += [f"Each rank is one process of {args.threads} torch thread(s); {meta['cores']} cores for all "
+                  "of them, shared with whatever else ran (the load average above). The ranks exchange "
+                  "data through loopback sockets: these numbers show the CPU's costs, not a GPU link's.", ""]
     all_exact = all(r["gather_exact"] and r["gather_sg_exact"] and r["keys_exact"] for r in rows)
-    lines.append(f"Both paths equal torch.argmax of the full row in every cell: {'yes' if all_exact else 'NO'}.")
+    lines.append(f"All three paths equal torch.argmax of the full row in every cell: {'yes' if all_exact else 'NO'}.")
     for tp in sorted({r["tp"] for r in rows}):
         lines += ["", f"## TP {tp}", "", "| batch | " + " | ".join(str(v) for v in args.vocabs) + " |",
                   "|---:|" + "---:|" * len(args.vocabs)]

@@ -53,18 +53,22 @@ def _valid_width(shard: torch.Tensor, vocab_offset, vocab_size) -> tuple:
     """(vocab_offset, valid_width): how many of the shard's columns are real."""
     vocab_offset = _as_int("vocab_offset", vocab_offset)
     torch._check(vocab_offset >= 0, lambda: f"local_keys: vocab_offset must be at least 0, got {vocab_offset}")
-    torch._check(shard.dim() == 2, lambda: f"local_keys: shard must be 2-D [batch, width], got a {shard.dim()}-D tensor of shape {list(shard.shape)}")
+    _check_shard_is_2d(shard)
     width = shard.shape[1]
     if vocab_size is None:
         return vocab_offset, width
     vocab_size = _as_int("vocab_size", vocab_size)
     # IndexError, as torch.argmax raises for an empty row.
-    torch._check_index(vocab_size > 0, lambda: f"local_keys: vocab_size must be at least 1, got {vocab_size}; argmax of an empty row is undefined")
+    torch._check_index(
+        vocab_size > 0,
+        lambda: f"local_keys: vocab_size must be at least 1, got {vocab_size}; argmax of an empty row is undefined",
+    )
     torch._check(vocab_size <= _MAX_VOCAB, lambda: f"local_keys: vocab_size must be at most 2^31 - 1, got {vocab_size}")
     return vocab_offset, max(0, min(width, vocab_size - vocab_offset))
 
 
-def local_keys(shard: torch.Tensor, *, vocab_offset: int, vocab_size: Optional[int] = None) -> torch.Tensor:
+def local_keys(shard: torch.Tensor, *, vocab_offset: int,
+               vocab_size: Optional[int] = None) -> torch.Tensor:
     """This rank's signed key of every row: int64 ``[batch]`` on the shard's device.
 
     ``shard`` is ``[batch, width]`` float32, float16 or bfloat16 with any
@@ -116,12 +120,26 @@ def greedy_sample(out: torch.Tensor, shard: torch.Tensor, *, vocab_offset: int,
 # kernels refuse.
 
 
+def _check_shard_is_2d(shard: torch.Tensor) -> None:
+    torch._check(
+        shard.dim() == 2,
+        lambda: f"local_keys: shard must be 2-D [batch, width], got a {shard.dim()}-D tensor "
+        f"of shape {list(shard.shape)}",
+    )
+
+
 @torch.library.register_fake("safe_greedy::local_keys")
 def _local_keys_fake(shard: torch.Tensor, vocab_offset: int, valid_width: int) -> torch.Tensor:
-    torch._check(shard.dim() == 2, lambda: f"local_keys: shard must be 2-D [batch, width], got a {shard.dim()}-D tensor of shape {list(shard.shape)}")
-    torch._check(shard.dtype in _LOGITS_DTYPES, lambda: f"local_keys: shard must be float32, float16 or bfloat16, got {shard.dtype}")
+    _check_shard_is_2d(shard)
+    torch._check(
+        shard.dtype in _LOGITS_DTYPES,
+        lambda: f"local_keys: shard must be float32, float16 or bfloat16, got {shard.dtype}",
+    )
     torch._check(vocab_offset >= 0, lambda: f"local_keys: vocab_offset must be at least 0, got {vocab_offset}")
-    torch._check(0 <= valid_width <= shard.shape[1], lambda: f"local_keys: valid_width must lie in [0, {shard.shape[1]}] (the shard's width), got {valid_width}")
+    torch._check(
+        0 <= valid_width <= shard.shape[1],
+        lambda: f"local_keys: valid_width must lie in [0, {shard.shape[1]}] (the shard's width), got {valid_width}",
+    )
     torch._check(
         valid_width == 0 or vocab_offset + valid_width <= _MAX_VOCAB,
         lambda: f"local_keys: the shard's valid columns reach global index {vocab_offset + valid_width - 1}; "
@@ -131,15 +149,28 @@ def _local_keys_fake(shard: torch.Tensor, vocab_offset: int, valid_width: int) -
 
 
 def _check_write_tokens(out: torch.Tensor, keys: torch.Tensor) -> None:
-    torch._check(keys.dim() == 1, lambda: f"keys_to_tokens: keys must be 1-D [batch], got a {keys.dim()}-D tensor of shape {list(keys.shape)}")
+    torch._check(
+        keys.dim() == 1,
+        lambda: f"keys_to_tokens: keys must be 1-D [batch], got a {keys.dim()}-D tensor of shape {list(keys.shape)}",
+    )
     torch._check(keys.dtype == torch.int64, lambda: f"keys_to_tokens: keys must be int64, got {keys.dtype}")
-    torch._check(out.dim() == 1, lambda: f"keys_to_tokens: out must be 1-D [batch], got a {out.dim()}-D tensor of shape {list(out.shape)}")
-    torch._check(out.shape[0] == keys.shape[0], lambda: f"keys_to_tokens: out must have one entry per key ({keys.shape[0]}), got {out.shape[0]}")
+    torch._check(
+        out.dim() == 1,
+        lambda: f"keys_to_tokens: out must be 1-D [batch], got a {out.dim()}-D tensor of shape {list(out.shape)}",
+    )
+    torch._check(
+        out.shape[0] == keys.shape[0],
+        lambda: f"keys_to_tokens: out must have one entry per key ({keys.shape[0]}), got {out.shape[0]}",
+    )
     torch._check(out.dtype in _OUT_DTYPES, lambda: f"keys_to_tokens: out must be int32 or int64, got {out.dtype}")
-    torch._check(out.device == keys.device, lambda: f"keys_to_tokens: out must be on the keys' device ({keys.device}), got {out.device}")
+    torch._check(
+        out.device == keys.device,
+        lambda: f"keys_to_tokens: out must be on the keys' device ({keys.device}), got {out.device}",
+    )
     torch._check(
         out.stride(0) != 0 or out.shape[0] <= 1,
-        lambda: f"keys_to_tokens: out has overlapping entries (stride {out.stride(0)}); every key needs its own slot",
+        lambda: f"keys_to_tokens: out has overlapping entries (stride {out.stride(0)}); "
+        "every key needs its own slot",
     )
 
 
