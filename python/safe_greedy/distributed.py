@@ -29,9 +29,10 @@ stays there decodes to -1 (no rank held a column below ``vocab_size``).
 from __future__ import annotations
 
 import operator
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
+import torch.distributed as dist
 
 from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
 
@@ -49,7 +50,7 @@ def _as_int(name: str, value) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
 
 
-def _valid_width(shard: torch.Tensor, vocab_offset, vocab_size) -> tuple:
+def _valid_width(shard: torch.Tensor, vocab_offset, vocab_size) -> Tuple[int, int]:
     """(vocab_offset, valid_width): how many of the shard's columns are real."""
     vocab_offset = _as_int("vocab_offset", vocab_offset)
     torch._check(vocab_offset >= 0, lambda: f"local_keys: vocab_offset must be at least 0, got {vocab_offset}")
@@ -106,8 +107,6 @@ def greedy_sample(out: torch.Tensor, shard: torch.Tensor, *, vocab_offset: int,
     checked before the collective, so a bad call raises and leaves ``out``
     untouched without reaching it.
     """
-    import torch.distributed as dist
-
     keys = local_keys(shard, vocab_offset=vocab_offset, vocab_size=vocab_size)
     _check_write_tokens(out, keys)
     dist.all_reduce(keys, op=dist.ReduceOp.MAX, group=group)
