@@ -24,8 +24,16 @@ from setuptools import find_packages, setup
 from torch.utils import cpp_extension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CPU_SOURCES = ["csrc/extension/greedy_ops.cpp", "csrc/extension/greedy_cpu_launcher.cpp"]
-GPU_SOURCES = ["csrc/extension/greedy_gpu_launcher.cu", "csrc/extension/greedy_gpu_workspace.cu"]
+CPU_SOURCES = [
+    "csrc/extension/greedy_ops.cpp",
+    "csrc/extension/greedy_cpu_launcher.cpp",
+    "csrc/extension/distributed_ops.cpp",
+]
+GPU_SOURCES = [
+    "csrc/extension/greedy_gpu_launcher.cu",
+    "csrc/extension/greedy_gpu_workspace.cu",
+    "csrc/extension/distributed_cuda.cu",
+]
 
 # With no GPU to look at, torch has no architecture to derive the list from
 # (2.14 stops with an IndexError on the empty list), and a long list would

@@ -86,6 +86,26 @@ SG_HOST_DEVICE uint32_t key_index(Key key) {
 
 SG_HOST_DEVICE Key max_key(Key a, Key b) { return a > b ? a : b; }
 
+// The signed form of a key, for collectives (all-reduce offers a max of
+// signed 64-bit integers, not of unsigned ones). Flipping the top bit maps
+// [0, 2^64) onto [-2^63, 2^63) in the same order: for any keys a, b,
+// a < b  <=>  to_signed_key(a) < to_signed_key(b). So a signed max of signed
+// keys, in any order and grouping, is the signed form of the largest key.
+// The empty key becomes INT64_MIN, below every element's signed key
+// (including an all -inf row's: its image, 0x007FFFFF, is not 0); the signed
+// key of a NaN at index i is above that of every non-NaN, and among NaNs, or
+// among equal values, the lowest index has the largest signed key.
+constexpr Key kKeyTopBit = 0x8000000000000000ull;
+
+SG_HOST_DEVICE int64_t to_signed_key(Key key) { return static_cast<int64_t>(key ^ kKeyTopBit); }
+
+SG_HOST_DEVICE Key from_signed_key(int64_t signed_key) {
+  return static_cast<Key>(signed_key) ^ kKeyTopBit;
+}
+
+// to_signed_key(kEmptyKey), INT64_MIN: the signed key of nothing.
+constexpr int64_t kEmptySignedKey = static_cast<int64_t>(kEmptyKey ^ kKeyTopBit);
+
 // The same rule in the float domain, for the hot loops, which visit the
 // elements of one running maximum in increasing index order: `v` (at a higher
 // index than `best`) replaces `best` exactly when make_key(v, later) >
