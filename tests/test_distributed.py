@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import safe_greedy.distributed as sgd
-from conftest import LOGIT_DTYPES, from_bits, requires_cuda
+from helpers import LOGIT_DTYPES, from_bits, requires_cuda
 
 NAN, INF = float("nan"), float("inf")
 EMPTY_KEY = -(2**63)

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safe_greedy
-from conftest import from_bits, requires_cuda, scaled_examples, spec_argmax, to_bits
+from helpers import from_bits, requires_cuda, scaled_examples, spec_argmax, to_bits
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 # Sign bit, exponent field of each format.
@@ -206,7 +206,7 @@ def test_matches_torch_in_flush_mode(dtype, batch, vocab, kinds, column_stride, 
 _POOL_SCRIPT = textwrap.dedent(
     """
     import torch, safe_greedy
-    from conftest import from_bits
+    from helpers import from_bits
     torch.set_flush_denormal({pool_mode})
     torch.randn(64, 151936).argmax(-1)  # the pool's threads start in this mode
     torch.set_flush_denormal({call_mode})

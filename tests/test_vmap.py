@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import safe_greedy
-from conftest import DEVICE_PARAMS, LOGIT_DTYPES, make_rows
+from helpers import DEVICE_PARAMS, LOGIT_DTYPES, make_rows
 
 KINDS = ["random", "all_nan", "all_neg_inf", "signed_zeros", "ties", "tail_nan", "negative"]
 
