@@ -200,8 +200,23 @@ void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
   });
 }
 
+void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
+                                const std::optional<at::Tensor>& logprobs,
+                                const std::optional<at::Tensor>& logsumexp,
+                                const std::optional<at::Tensor>& valid,
+                                std::optional<int64_t> fallback_token) {
+  check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
+  TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
+              logits.device().str());
+  TORCH_CHECK_NOT_IMPLEMENTED(false,
+                              "greedy_sample: logprobs, logsumexp, valid and fallback_token are "
+                              "not implemented on the GPU yet; call it on CPU tensors, or without "
+                              "them");
+}
+
 }  // namespace safe_greedy
 
 TORCH_LIBRARY_IMPL(safe_greedy, CUDA, m) {
   m.impl("greedy_sample", &safe_greedy::greedy_sample_cuda);
+  m.impl("greedy_sample_outputs", &safe_greedy::greedy_sample_outputs_cuda);
 }
