@@ -44,9 +44,9 @@ struct KernelFacts {
   bool early_start;
 };
 
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
 KernelFacts look_up_kernel_facts(int device) {
-  const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>;
+  const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
@@ -63,16 +63,16 @@ KernelFacts look_up_kernel_facts(int device) {
 
 // Looked up once per device and instantiation: the per-call path makes no
 // driver query.
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
 KernelFacts kernel_facts(int device) {
   constexpr int kMaxDevices = 64;
   if (device >= kMaxDevices) {
-    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
+    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device);
   }
   static std::once_flag looked_up[kMaxDevices];
   static KernelFacts facts[kMaxDevices];
   std::call_once(looked_up[device], [device] {
-    facts[device] = look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
+    facts[device] = look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device);
   });
   return facts[device];
 }
@@ -80,9 +80,9 @@ KernelFacts kernel_facts(int device) {
 // Launches the kernel on `stream`; with `early_start`, its blocks may start
 // while the previous kernel on the stream finishes (the kernel waits for it
 // before touching memory, see wait_for_previous_grid()).
-template <class Kernel>
+template <class Kernel, class KernelParams>
 void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
-                   bool early_start, const gpu::Params& p) {
+                   bool early_start, const KernelParams& p) {
 #if !defined(USE_ROCM)
   if (early_start) {
     cudaLaunchAttribute attributes[1] = {};
@@ -104,12 +104,15 @@ void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
 }
 
 // kRowThreads < kThreads: each block reads kThreads / kRowThreads whole rows.
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
-void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
+// kStats: the kernel with the extra outputs, which go where `outputs` says.
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
+void launch_with(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs,
+                 cudaStream_t stream, int device) {
   constexpr int kRowsPerBlock = kThreads / kRowThreads;
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const KernelFacts facts = kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device);
+  const KernelFacts facts =
+      kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device);
   const int64_t resident = facts.resident_blocks;
   const gpu::LaunchPlan plan =
       gpu::plan_launch(batch, vocab, kContiguous, 16 / sizeof(T), kThreads, resident);
@@ -121,7 +124,7 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
               "greedy_sample: batch ", number_text(batch),
               " needs more blocks than one launch allows");
 
-  gpu::Params p{};
+  gpu::KernelParams<kStats> p{};
   p.logits = logits.const_data_ptr();
   p.out = out.data_ptr();
   p.out_stride = out.stride(0);
@@ -140,49 +143,55 @@ void launch_with(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream,
     const gpu::Workspace ws = gpu::workspace_for(device, stream, slots);
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
+    if constexpr (kStats) p.row_stats = ws.row_stats;
   }
+  if constexpr (kStats) p.outputs = outputs;
   // Split rows: one row of the grid per row of the batch (see read_item()).
   const dim3 grid = plan.splits > 1 ? dim3(plan.splits, static_cast<unsigned int>(batch))
                                     : dim3(static_cast<unsigned int>(items));
-  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>, grid,
-                kThreads, stream, facts.early_start, p);
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>,
+                grid, kThreads, stream, facts.early_start, p);
 }
 
-template <class T, class IndexT, bool kContiguous>
-void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
+template <class T, class IndexT, bool kContiguous, bool kStats>
+void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs,
+            cudaStream_t stream, int device) {
   constexpr int kNarrow = gpu::kNarrowBlockThreads;
   constexpr int kStandard = gpu::kStandardBlockThreads;
   constexpr int kWide = gpu::kWideBlockThreads;
   const gpu::ResidentBlocks resident{
-      kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kStandard, kStandard, T, IndexT, kContiguous>(device).resident_blocks,
-      kernel_facts<kWide, kWide, T, IndexT, kContiguous>(device).resident_blocks};
+      kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous, kStats>(device).resident_blocks,
+      kernel_facts<kStandard, kStandard, T, IndexT, kContiguous, kStats>(device).resident_blocks,
+      kernel_facts<kWide, kWide, T, IndexT, kContiguous, kStats>(device).resident_blocks};
   const int64_t batch = logits.size(0);
   const int64_t units = gpu::row_units(logits.size(1), kContiguous, 16 / sizeof(T));
   if constexpr (kContiguous) {
     if (gpu::shares_blocks_between_rows(batch, units, kContiguous, resident)) {
-      launch_with<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous>(out, logits, stream,
-                                                                           device);
+      launch_with<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous, kStats>(
+          out, logits, outputs, stream, device);
       return;
     }
   }
   switch (gpu::block_threads_for(batch, units, resident)) {
     case kNarrow:
-      launch_with<kNarrow, kNarrow, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kNarrow, kNarrow, T, IndexT, kContiguous, kStats>(out, logits, outputs, stream,
+                                                                    device);
       break;
     case kWide:
-      launch_with<kWide, kWide, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kWide, kWide, T, IndexT, kContiguous, kStats>(out, logits, outputs, stream,
+                                                                device);
       break;
     default:
-      launch_with<kStandard, kStandard, T, IndexT, kContiguous>(out, logits, stream, device);
+      launch_with<kStandard, kStandard, T, IndexT, kContiguous, kStats>(out, logits, outputs,
+                                                                        stream, device);
       break;
   }
 }
 
-}  // namespace
-
-void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
-  check_greedy_sample_args(out, logits);
+// Guard, stream and dispatch, shared by both ops: kStats picks the kernels
+// with the extra outputs.
+template <bool kStats>
+void run_gpu_kernel(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs) {
   TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
               logits.device().str());
   if (logits.size(0) == 0) return;
@@ -192,12 +201,19 @@ void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
       if (logits.stride(1) == 1 || logits.size(1) == 1) {
-        launch<LogitsT, IndexT, true>(out, logits, stream, device);
+        launch<LogitsT, IndexT, true, kStats>(out, logits, outputs, stream, device);
       } else {
-        launch<LogitsT, IndexT, false>(out, logits, stream, device);
+        launch<LogitsT, IndexT, false, kStats>(out, logits, outputs, stream, device);
       }
     });
   });
+}
+
+}  // namespace
+
+void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
+  check_greedy_sample_args(out, logits);
+  run_gpu_kernel<false>(out, logits, ExtraOutputs{});
 }
 
 void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
@@ -205,13 +221,12 @@ void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
                                 const std::optional<at::Tensor>& logsumexp,
                                 const std::optional<at::Tensor>& valid,
                                 std::optional<int64_t> fallback_token) {
-  check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
-  TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
-              logits.device().str());
-  TORCH_CHECK_NOT_IMPLEMENTED(false,
-                              "greedy_sample: logprobs, logsumexp, valid and fallback_token are "
-                              "not implemented on the GPU yet; call it on CPU tensors, or without "
-                              "them");
+  const ExtraOutputs outputs =
+      check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
+  // One kernel for any choice of outputs: the pairs cost little beside the
+  // read, and a kernel without them for valid and the fallback alone would
+  // double the instantiations again.
+  run_gpu_kernel<true>(out, logits, outputs);
 }
 
 }  // namespace safe_greedy
