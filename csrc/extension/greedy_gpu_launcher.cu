@@ -46,7 +46,8 @@ struct KernelFacts {
 
 template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
 KernelFacts look_up_kernel_facts(int device) {
-  const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>;
+  const auto kernel =
+      gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   int per_sm = 0;
@@ -72,7 +73,8 @@ KernelFacts kernel_facts(int device) {
   static std::once_flag looked_up[kMaxDevices];
   static KernelFacts facts[kMaxDevices];
   std::call_once(looked_up[device], [device] {
-    facts[device] = look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device);
+    facts[device] =
+        look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device);
   });
   return facts[device];
 }

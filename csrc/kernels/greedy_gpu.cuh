@@ -72,8 +72,8 @@ __device__ __forceinline__ void write_answer(const Params& p, int64_t row, uint3
 // row_answer(), may lie past the row only for launches sharing a workspace;
 // such a row gets index 0 (or the fallback) and reads as not valid.
 template <class OutT>
-__device__ __forceinline__ void write_row_outputs(const OutputParams& p, int64_t row, Key k, RowStats s,
-                                                  bool combined) {
+__device__ __forceinline__ void write_row_outputs(const OutputParams& p, int64_t row, Key k,
+                                                  RowStats s, bool combined) {
   if (combined && key_index(k) >= p.vocab) k = make_key(-INFINITY, 0);
   write_row(static_cast<OutT*>(p.out), p.out_stride, p.outputs, row, k, s);
 }
@@ -82,9 +82,9 @@ __device__ __forceinline__ void write_row_outputs(const OutputParams& p, int64_t
 // reduced (valid in thread 0, and in warp 0 for collected rows): the same
 // combines as the keys alone, each split's pair beside its key.
 template <class OutT>
-__device__ __forceinline__ void read_item_outputs(const OutputParams& p, uint32_t row, uint32_t split,
-                                                  bool split_rows, bool collected, uint32_t ticket,
-                                                  Key k, RowStats stats) {
+__device__ __forceinline__ void read_item_outputs(const OutputParams& p, uint32_t row,
+                                                  uint32_t split, bool split_rows, bool collected,
+                                                  uint32_t ticket, Key k, RowStats stats) {
   if (collected) {
     if (threadIdx.x >= kWarpSize) return;
     const int64_t first_slot = static_cast<int64_t>(row) * p.splits;
@@ -137,14 +137,16 @@ __device__ __forceinline__ void read_item(const KernelParams<kStats>& p) {
     RowStats stats = empty_stats();
     Key k = kContiguous ? contiguous_item_key<kThreads, T, true>(row_ptr, p, p.splits, split,
                                                                  threadIdx.x, &stats)
-                        : strided_item_key<kThreads, T, true>(row_ptr, p, split, threadIdx.x, &stats);
+                        : strided_item_key<kThreads, T, true>(row_ptr, p, split, threadIdx.x,
+                                                              &stats);
     block_reduce_with_stats<kThreads>(k, stats);
     read_item_outputs<OutT>(p, row, split, split_rows, collected, ticket, k, stats);
     return;
   }
   Key k = kContiguous ? contiguous_item_key<kThreads, T, false>(row_ptr, p, p.splits, split,
                                                                 threadIdx.x, nullptr)
-                      : strided_item_key<kThreads, T, false>(row_ptr, p, split, threadIdx.x, nullptr);
+                      : strided_item_key<kThreads, T, false>(row_ptr, p, split, threadIdx.x,
+                                                             nullptr);
   k = block_max_key<kThreads>(k);
   if (collected) {
     // Warp 0 holds the block's key (lane 0) and ticket.

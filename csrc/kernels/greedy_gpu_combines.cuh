@@ -85,8 +85,8 @@ __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, 
 // (every other block's is visible after it). Returns whether this block came
 // last; that block gets the row's key in `combined` and leaves the row's slot
 // and counter at zero.
-__device__ __forceinline__ bool fenced_combine(Key* row_key, uint32_t* row_arrivals, uint32_t splits,
-                                               Key k, Key& combined) {
+__device__ __forceinline__ bool fenced_combine(Key* row_key, uint32_t* row_arrivals,
+                                               uint32_t splits, Key k, Key& combined) {
   atomicMax(reinterpret_cast<unsigned long long*>(row_key), static_cast<unsigned long long>(k));
   const uint32_t arrived = arrive_acq_rel(row_arrivals);
   if (arrived != splits - 1) return false;

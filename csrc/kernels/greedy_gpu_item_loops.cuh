@@ -137,7 +137,9 @@ __device__ __forceinline__ void add_vectors(RowStats& stats, const uint4 (&loade
   for (int u = 0; u < kCount; ++u) {
     float vector_sum = term(Vector<T>::get(loaded[u], 0), shift);
 #pragma unroll
-    for (int e = 1; e < Vector<T>::kElements; ++e) vector_sum += term(Vector<T>::get(loaded[u], e), shift);
+    for (int e = 1; e < Vector<T>::kElements; ++e) {
+      vector_sum += term(Vector<T>::get(loaded[u], e), shift);
+    }
     sum += vector_sum;
   }
   stats.sum += sum;
@@ -262,7 +264,9 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
     const uint32_t second = tid + kThreads;
     if (first_item && second < head) k = max_key(k, make_key(Vector<T>::scalar(row + second), second));
     if constexpr (kStats) {
-      if (first_item && second < head) *stats = add_element(*stats, Vector<T>::scalar(row + second));
+      if (first_item && second < head) {
+        *stats = add_element(*stats, Vector<T>::scalar(row + second));
+      }
     }
   }
   if (has_tail) k = max_key(k, make_key(Vector<T>::scalar(row + tail_index), tail_index));
