@@ -145,10 +145,21 @@ def output_choices(draw):
     )
 
 
+@st.composite
+def cases_with_long_rows(draw):
+    """test_contract's cases, one in ten with rows past 262144 (at most two)."""
+    case = draw(cases())
+    if draw(st.integers(0, 9)) == 0:
+        case["vocab"] = draw(st.integers(262145, 300000))
+        case["batch"] = min(case["batch"], 2)
+        case["kinds"] = case["kinds"][: case["batch"]]
+    return case
+
+
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @settings(max_examples=scaled_examples(0.5))
-@given(case=cases(), choice=output_choices())
+@given(case=cases_with_long_rows(), choice=output_choices())
 def test_outputs_match_torch(device, layout, case, choice):
     values = build_values(case)
     logits = place(
