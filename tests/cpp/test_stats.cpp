@@ -222,10 +222,22 @@ void check_validity() {
         one.logsumexp);
 }
 
+// The CPU kernel's widening of fp16 for its sums of exp, on all 65536
+// inputs: the bits of the exact conversion.
+void check_fp16_widening_for_sums() {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const safe_greedy::fp16_t x{static_cast<uint16_t>(h)};
+    const uint32_t got = bits_of(safe_greedy::cpu::Lanes<safe_greedy::fp16_t>::to_float_for_sum(x));
+    const uint32_t want = bits_of(safe_greedy::fp16_bits_to_float(x.bits));
+    CHECK(got == want, "fp16 0x%04X: 0x%08X, want 0x%08X", h, got, want);
+  }
+}
+
 }  // namespace
 
 int main() {
   check_exp();
+  check_fp16_widening_for_sums();
   check_pairs();
   check_validity();
   return test::finish("test_stats");
