@@ -27,6 +27,16 @@ Contenders, all timed in this one run on the same inputs:
   size. A failure (no C compiler, no Triton) is recorded, not fatal.
 * ``aiter``: ``aiter.greedy_sample(out_int32, logits)`` when ``import aiter``
   works (ROCm only); otherwise recorded as not installed.
+* ``safe_greedy_outputs``: ``greedy_sample(out, logits, logprobs=, logsumexp=,
+  valid=)`` into preallocated outputs: every extra output from the one read.
+* ``torch_composed``: what servers run today for the same outputs:
+  ``torch.argmax`` + ``log_softmax(x.float())`` + ``gather`` +
+  ``logsumexp(x.float())`` + ``~isnan(x).any(-1) & (x.amax(-1) > -inf)``.
+* ``torch_logprobs``: ``torch.argmax`` + ``log_softmax(x.float())`` + ``gather``
+  alone.
+
+``--contenders`` runs a subset (with ``--dtypes``, ``--vocabs``, ``--batches``,
+a shortened sweep).
 
 Timing (``safe_greedy.speed``): every call reads one of ``k`` input buffers, the
 next call the next one, and the ``k`` buffers together exceed 2x the L2
@@ -60,7 +70,9 @@ References measured in the same run:
 Per cell: each contender's graph and eager time; speed-up = torch_argmax graph
 time / safe_greedy graph time; floor = bytes / read bandwidth + empty kernel;
 % of floor = floor / safe_greedy graph time; the contract's target, met when
-safe_greedy's graph time <= 1.10 x bytes / bandwidth + 2.5 us. Correctness:
+safe_greedy's graph time <= 1.10 x bytes / bandwidth + 2.5 us; the same for
+safe_greedy_outputs, and its speed-up over torch_composed and over
+torch_logprobs (their time / its time). Correctness:
 each contender's answer against torch.argmax on the first buffer (eager call)
 and on the last buffer (after the graph replays), plus eight hard rows per
 (dtype, vocab): all -inf, all NaN, all -1e5, all -1e30, max < 0, NaN in the
@@ -69,7 +81,8 @@ tail, max in the tail, signed zeros.
 CPU method
 ----------
 Sweep: dtype {fp32, bf16, fp16} x batch {1, 16, 256} x vocab {32000, 151936}.
-safe_greedy and torch.argmax, and ``torch.sum`` over fp32 data of the same
+safe_greedy and torch.argmax, safe_greedy_outputs, torch_composed and
+torch_logprobs (as on the GPU), and ``torch.sum`` over fp32 data of the same
 element count as the byte-rate reference. Buffers rotate over more than 2x the
 last-level cache (sysfs); median of per-call wall-clock times (5-2000 calls,
 about 0.3 s per contender and cell). Per cell: time, GB/s, speed-up over
@@ -243,6 +256,48 @@ def _make_torch_argmax(batch: int, device: torch.device):
     return lambda x: torch.argmax(x, -1)
 
 
+def _make_safe_greedy_outputs(batch: int, device: torch.device):
+    out = torch.empty(batch, dtype=torch.int64, device=device)
+    logprobs = torch.empty(batch, dtype=torch.float32, device=device)
+    logsumexp = torch.empty(batch, dtype=torch.float32, device=device)
+    valid = torch.empty(batch, dtype=torch.bool, device=device)
+
+    def call(x):
+        safe_greedy.greedy_sample(out, x, logprobs=logprobs, logsumexp=logsumexp, valid=valid)
+        return out
+
+    return call
+
+
+def _make_torch_composed(batch: int, device: torch.device):
+    def call(x):
+        token = torch.argmax(x, -1)
+        wide = x.float()
+        torch.log_softmax(wide, -1).gather(-1, token[:, None])
+        torch.logsumexp(wide, -1)
+        ~torch.isnan(x).any(-1) & (x.amax(-1) > float("-inf"))
+        return token
+
+    return call
+
+
+def _make_torch_logprobs(batch: int, device: torch.device):
+    def call(x):
+        token = torch.argmax(x, -1)
+        torch.log_softmax(x.float(), -1).gather(-1, token[:, None])
+        return token
+
+    return call
+
+
+# The contenders for the extra outputs, on either device.
+OUTPUT_CONTENDERS = (
+    ("safe_greedy_outputs", _make_safe_greedy_outputs),
+    ("torch_composed", _make_torch_composed),
+    ("torch_logprobs", _make_torch_logprobs),
+)
+
+
 def _compiled_argmax():
     import torch._dynamo.config as dynamo_config
 
@@ -286,6 +341,16 @@ def gpu_contenders() -> List[Contender]:
             return call
 
         contenders.append(Contender("aiter", make_aiter, "ok"))
+    return contenders + [Contender(name, make, "ok") for name, make in OUTPUT_CONTENDERS]
+
+
+def chosen(contenders: List[Contender], names: Optional[Tuple[str, ...]]) -> List[Contender]:
+    """The contenders named in ``--contenders`` (all when None), the others
+    recorded as not run."""
+    if names:
+        for c in contenders:
+            if c.name not in names:
+                c.status = "not run (--contenders)"
     return contenders
 
 
@@ -447,7 +512,7 @@ def run_gpu(args, results: Dict, path: str, device: torch.device) -> None:
     progress(f"read bandwidth {read_bw / 1e9:.0f} GB/s; empty kernel {empty_graph:.2f} us (graph), "
              f"{empty_eager:.2f} us (eager)")
 
-    contenders = gpu_contenders()
+    contenders = chosen(gpu_contenders(), args.contenders)
     results["contenders"] = {c.name: c.status for c in contenders}
     results["hard_rows"] = {}
     results["passes"] = args.passes
@@ -547,13 +612,33 @@ def derive_gpu(cell: Dict, read_bw: float, empty_us: float) -> None:
     cell["pct_floor"] = 100.0 * cell["floor_us"] / ours["graph"] if ours else None
     cell["meets_ratio"] = cell["speedup"] >= 1.0 if cell["speedup"] is not None else None
     cell["meets_target"] = ours["graph"] <= cell["target_us"] if ours else None
+    derive_outputs(cell, "graph")
+
+
+def derive_outputs(cell: Dict, timer: str) -> None:
+    """safe_greedy_outputs against the plain call, the floor and target, and
+    the composed torch paths, where timed (``timer``: "graph" or "wall")."""
+    times = cell["times_us"]
+
+    def t(name):
+        return (times.get(name) or {}).get(timer)
+
+    ours = t("safe_greedy_outputs")
+    cell["outputs"] = {
+        "vs_plain": ours / t("safe_greedy") if ours and t("safe_greedy") else None,
+        "speedup_vs_composed": t("torch_composed") / ours if ours and t("torch_composed") else None,
+        "speedup_vs_logprobs": t("torch_logprobs") / ours if ours and t("torch_logprobs") else None,
+        "pct_floor": 100.0 * cell["floor_us"] / ours if ours and cell.get("floor_us") else None,
+        "meets_target": ours <= cell["target_us"] if ours and cell.get("target_us") else None,
+    }
 
 
 def _progress_line(index: int, total: int, cell: Dict, began: float) -> str:
     times = cell["times_us"]
     parts = []
     for name, short in (("safe_greedy", "sg"), ("torch_argmax", "torch"), ("torch_compile", "compile"),
-                        ("aiter", "aiter")):
+                        ("aiter", "aiter"), ("safe_greedy_outputs", "sg+outputs"),
+                        ("torch_composed", "composed"), ("torch_logprobs", "logprobs")):
         t = times.get(name)
         if t is not None:
             key = "graph" if "graph" in t else "wall"
@@ -586,8 +671,9 @@ def run_cpu(args, results: Dict, path: str) -> None:
              f"{len(plan)} cells")
     sum_pool.fill(torch.float32)
     sum_us: Dict = {}
-    contenders = [Contender("safe_greedy", _make_safe_greedy, "ok"),
-                  Contender("torch_argmax", _make_torch_argmax, "ok")]
+    contenders = chosen([Contender("safe_greedy", _make_safe_greedy, "ok"),
+                         Contender("torch_argmax", _make_torch_argmax, "ok")]
+                        + [Contender(name, make, "ok") for name, make in OUTPUT_CONTENDERS], args.contenders)
     results["contenders"] = {c.name: c.status for c in contenders}
     results["contenders"]["sum_fp32"] = "reference: torch.sum over fp32 data of the same element count"
     results["hard_rows"] = {}
@@ -598,6 +684,9 @@ def run_cpu(args, results: Dict, path: str) -> None:
             pool, results, contenders, device, dtype_name, vocab, batch, nbytes, k)
         cell["llc_cold"] = k * nbytes > cold
         for c in contenders:
+            if not c.runnable:
+                cell["times_us"][c.name] = None
+                continue
             try:
                 fn = c.make(batch, device)
                 first_out = fn(inputs[0]).clone()
@@ -641,6 +730,7 @@ def derive_cpu(cell: Dict) -> None:
     cell["pct_floor"] = 100.0 * cell["floor_us"] / ours["wall"] if ours else None
     cell["meets_ratio"] = cell["speedup"] >= 1.0 if cell["speedup"] is not None else None
     cell["meets_target"] = None
+    derive_outputs(cell, "wall")
 
 
 # ---------------------------------------------------------------------------
@@ -681,7 +771,26 @@ def summarise(results: Dict) -> Dict:
                     summary["hard_rows_out_of_range"][name] = (
                         summary["hard_rows_out_of_range"].get(name, 0) + outside)
     summary["hard_row_failures"] = hard
+    summary["outputs"] = summarise_outputs(cells)
     return summary
+
+
+def summarise_outputs(cells: List[Dict]) -> Dict:
+    """The extra outputs over the sweep: speed-ups over the composed torch
+    paths (geometric mean and least), cells within the time target."""
+    out = [c.get("outputs") or {} for c in cells]
+    composed = [o["speedup_vs_composed"] for o in out if o.get("speedup_vs_composed")]
+    logprobs = [o["speedup_vs_logprobs"] for o in out if o.get("speedup_vs_logprobs")]
+    plain = [o["vs_plain"] for o in out if o.get("vs_plain")]
+    return {
+        "cells_timed": sum(1 for o in out if o.get("pct_floor") is not None),
+        "geomean_speedup_vs_composed": geomean(composed),
+        "min_speedup_vs_composed": min(composed) if composed else None,
+        "geomean_speedup_vs_logprobs": geomean(logprobs),
+        "min_speedup_vs_logprobs": min(logprobs) if logprobs else None,
+        "geomean_time_vs_plain": geomean(plain),
+        "cells_meeting_target": sum(1 for o in out if o.get("meets_target")),
+    }
 
 
 def print_summary(results: Dict, path: str) -> None:
@@ -698,6 +807,15 @@ def print_summary(results: Dict, path: str) -> None:
     if summary["cells_meeting_target"] is not None:
         line += f"; time <= 1.10 x bytes/bw + 2.5 us in {summary['cells_meeting_target']}"
     print(line)
+    outputs = summary.get("outputs") or {}
+    if outputs.get("cells_timed"):
+        print(f"with every output: {outputs['cells_timed']} cells; over torch_composed "
+              f"{_ratio(outputs['geomean_speedup_vs_composed'])} geomean, "
+              f"{_ratio(outputs['min_speedup_vs_composed'])} least; over torch_logprobs "
+              f"{_ratio(outputs['geomean_speedup_vs_logprobs'])} geomean; "
+              f"{_ratio(outputs['geomean_time_vs_plain'])} the plain call's time"
+              + (f"; within the time target in {outputs['cells_meeting_target']}"
+                 if meta["device_type"] == "cuda" else ""))
     if summary["cells_with_mismatches"]:
         print("cells with answers != torch.argmax: " +
               ", ".join(f"{k} {v}" for k, v in summary["cells_with_mismatches"].items()))
@@ -722,6 +840,10 @@ def print_summary(results: Dict, path: str) -> None:
                 row.append(_cell_text(c))
             print(f"{batch:>6} " + " ".join(f"{r:>20}" for r in row))
     print(f"\nwrote {path}")
+
+
+def _ratio(value: Optional[float]) -> str:
+    return f"{value:.2f}x" if value else "-"
 
 
 def _cell_text(cell: Optional[Dict]) -> str:
@@ -761,6 +883,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-pin-cpu", dest="pin_cpu", action="store_false",
                         help="GPU: leave the process where the scheduler puts it instead of on the "
                         "CPU that launches kernels fastest")
+    parser.add_argument("--contenders", type=_list(str),
+                        help="only these, e.g. safe_greedy,torch_argmax,safe_greedy_outputs,torch_composed")
     parser.add_argument("--verbose", action="store_true", help="tracebacks of failing contenders")
     parser.add_argument("--commit", help="the commit being measured, where the source tree is a copy "
                         "without git metadata (recorded as given)")
@@ -789,7 +913,7 @@ def main(argv=None) -> int:
     results = {
         "meta": meta,
         "sweep": {"dtypes": list(args.dtypes), "vocabs": list(args.vocabs), "batches": list(args.batches),
-                  "quick": args.quick},
+                  "quick": args.quick, "contenders": list(args.contenders) if args.contenders else None},
         "method": (__doc__.split("GPU method")[1].split("CPU method")[0].strip() if args.device == "cuda"
                    else __doc__.split("CPU method")[1].strip()),
         "target": {"slack": TARGET_SLACK, "fixed_us": TARGET_FIXED_US},

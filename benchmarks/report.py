@@ -4,8 +4,9 @@
     python benchmarks/report.py benchmarks/results/cuda-20260101T000000Z.json
 
 Writes ``<same name>.md`` and, when matplotlib is importable, ``<same name>.png``
-(speed-up over torch.argmax and % of floor against batch; one line per vocab,
-one panel per dtype).
+(speed-up over torch.argmax and % of floor against batch; where the run timed
+the extra outputs, also safe_greedy_outputs' speed-up over torch_composed and
+its % of floor; one line per vocab, one panel per dtype).
 """
 
 from __future__ import annotations
@@ -41,6 +42,73 @@ def _cell_text(cell: Optional[Dict]) -> str:
     rate = (cell.get("gbps") or {}).get("safe_greedy")
     shown = f"{t:.1f} us" + (f" ({rate:.1f} GB/s)" if rate else "")
     return f"{shown} / {_fmt(cell.get('speedup'), '.2f', 'x')} / {_fmt(cell.get('pct_floor'), '.0f', '%')}"
+
+
+def _tables(cells: List[Dict], text, heading: str) -> List[str]:
+    """A batch x vocab table per dtype, each cell written by ``text(cell)``."""
+    lines = []
+    for dtype in _dtypes(cells):
+        subset = [c for c in cells if c["dtype"] == dtype]
+        vocabs = sorted({c["vocab"] for c in subset})
+        index = {(c["batch"], c["vocab"]): c for c in subset}
+        lines.append(f"{heading} {dtype}")
+        lines.append("")
+        lines.append("| batch | " + " | ".join(str(v) for v in vocabs) + " |")
+        lines.append("|---:|" + "---:|" * len(vocabs))
+        for b in sorted({c["batch"] for c in subset}):
+            lines.append(f"| {b} | " + " | ".join(text(index.get((b, v))) for v in vocabs) + " |")
+        lines.append("")
+    return lines
+
+
+# The contenders of the extra outputs: reported in their own section, against
+# safe_greedy_outputs rather than the plain call.
+OUTPUT_CONTENDERS = ("safe_greedy_outputs", "torch_composed", "torch_logprobs")
+
+
+def _has_outputs(cells: List[Dict]) -> bool:
+    return any(_primary(c, "safe_greedy_outputs") is not None for c in cells)
+
+
+def _outputs_text(cell: Optional[Dict]) -> str:
+    if cell is None:
+        return ""
+    t = _primary(cell, "safe_greedy_outputs")
+    if t is None:
+        return "-"
+    o = cell.get("outputs") or {}
+    return (f"{t:.1f} us / {_fmt(o.get('speedup_vs_composed'), '.1f', 'x')} / "
+            f"{_fmt(o.get('speedup_vs_logprobs'), '.1f', 'x')} / {_fmt(o.get('pct_floor'), '.0f', '%')}")
+
+
+def _outputs_section(results: Dict, gpu: bool) -> List[str]:
+    """safe_greedy with every output against the composed torch paths."""
+    cells = results["cells"]
+    if not _has_outputs(cells):
+        return []
+    out = [c.get("outputs") or {} for c in cells]
+    composed = [o["speedup_vs_composed"] for o in out if o.get("speedup_vs_composed")]
+    logprobs = [o["speedup_vs_logprobs"] for o in out if o.get("speedup_vs_logprobs")]
+    plain = [o["vs_plain"] for o in out if o.get("vs_plain")]
+    lines = ["## With every output (logprobs, logsumexp, valid)", ""]
+    lines.append(f"- Over torch_composed (argmax + log_softmax(x.float()) + gather + logsumexp + isnan/amax "
+                 f"validity): geometric mean {_fmt(geomean(composed), '.1f', 'x')}, least "
+                 f"{_fmt(min(composed) if composed else None, '.1f', 'x')}, over {len(composed)} cells.")
+    lines.append(f"- Over torch_logprobs (argmax + log_softmax + gather): geometric mean "
+                 f"{_fmt(geomean(logprobs), '.1f', 'x')}, least {_fmt(min(logprobs) if logprobs else None, '.1f', 'x')}.")
+    lines.append(f"- Time against the plain greedy_sample in the same cells: geometric mean "
+                 f"{_fmt(geomean(plain), '.2f', 'x')}.")
+    if gpu:
+        target = results.get("target", {"slack": 1.10, "fixed_us": 2.5})
+        met = sum(1 for o in out if o.get("meets_target"))
+        timed = sum(1 for c in cells if _primary(c, "safe_greedy_outputs") is not None)
+        lines.append(f"- Cells with time <= {target['slack']:.2f} x bytes / bandwidth + {target['fixed_us']} us: "
+                     f"{met} of {timed}.")
+    lines.append("")
+    lines.append("Each cell: safe_greedy_outputs time / speed-up over torch_composed / over torch_logprobs / "
+                 "% of floor.")
+    lines.append("")
+    return lines + _tables(cells, _outputs_text, "###")
 
 
 def markdown(results: Dict) -> str:
@@ -98,7 +166,7 @@ def markdown(results: Dict) -> str:
         eager = [c["speedup_eager"] for c in cells if c.get("speedup_eager")]
         lines.append(f"- Geometric-mean speed-up, eager calls: {_fmt(geomean(eager), '.2f', 'x')}.")
     for name, status in results.get("contenders", {}).items():
-        if name in ("safe_greedy", "torch_argmax", "sum_fp32"):
+        if name in ("safe_greedy", "torch_argmax", "sum_fp32") or name in OUTPUT_CONTENDERS:
             continue
         ratios = [cell_time_us(c, name) / cell_time_us(c) for c in cells if cell_time_us(c, name) and cell_time_us(c)]
         if ratios:
@@ -112,19 +180,8 @@ def markdown(results: Dict) -> str:
                   else "floor = the bytes read at the byte rate of torch.sum over as many fp32 elements")
     lines.append(f"Each cell: safe_greedy time / speed-up over torch.argmax / % of floor ({floor_note}).")
     lines.append("")
-    for dtype in _dtypes(cells):
-        subset = [c for c in cells if c["dtype"] == dtype]
-        vocabs = sorted({c["vocab"] for c in subset})
-        batches = sorted({c["batch"] for c in subset})
-        index = {(c["batch"], c["vocab"]): c for c in subset}
-        lines.append(f"## {dtype}")
-        lines.append("")
-        lines.append("| batch | " + " | ".join(str(v) for v in vocabs) + " |")
-        lines.append("|---:|" + "---:|" * len(vocabs))
-        for b in batches:
-            lines.append(f"| {b} | " + " | ".join(_cell_text(index.get((b, v))) for v in vocabs) + " |")
-        lines.append("")
-
+    lines += _tables(cells, _cell_text, "##")
+    lines += _outputs_section(results, gpu)
     lines += _correctness(results)
     lines += _misses(results)
     if results.get("aborted"):
@@ -208,33 +265,43 @@ def plot(results: Dict, path: str) -> bool:
     dtypes = _dtypes(cells)
     if not dtypes:
         return False
-    fig, axes = plt.subplots(2, len(dtypes), figsize=(4.8 * len(dtypes), 7.5), squeeze=False, sharex=True)
+    # Rows: what each panel row shows, as (y label, value of a cell, reference
+    # line, log scale).
+    rows = [("speed-up over torch.argmax", lambda c: c.get("speedup"), 1.0, True),
+            ("% of floor", lambda c: c.get("pct_floor"), 100.0, False)]
+    if _has_outputs(cells):
+        rows += [("with every output:\nspeed-up over torch_composed",
+                  lambda c: (c.get("outputs") or {}).get("speedup_vs_composed"), 1.0, True),
+                 ("with every output: % of floor", lambda c: (c.get("outputs") or {}).get("pct_floor"), 100.0, False)]
+    fig, axes = plt.subplots(len(rows), len(dtypes), figsize=(4.8 * len(dtypes), 3.75 * len(rows)),
+                             squeeze=False, sharex=True)
     for col, dtype in enumerate(dtypes):
         subset = [c for c in cells if c["dtype"] == dtype]
         for vocab in sorted({c["vocab"] for c in subset}):
             line = sorted((c for c in subset if c["vocab"] == vocab), key=lambda c: c["batch"])
             batches = [c["batch"] for c in line]
-            speedup = [c.get("speedup") or float("nan") for c in line]
-            floor = [c.get("pct_floor") or float("nan") for c in line]
-            axes[0][col].plot(batches, speedup, marker="o", ms=3, label=str(vocab))
-            axes[1][col].plot(batches, floor, marker="o", ms=3, label=str(vocab))
+            for row, (_, value, _, _) in enumerate(rows):
+                axes[row][col].plot(batches, [value(c) or float("nan") for c in line], marker="o", ms=3,
+                                    label=str(vocab))
         axes[0][col].set_title(dtype)
-        axes[0][col].axhline(1.0, color="grey", lw=0.8, ls="--")
-        axes[1][col].axhline(100.0, color="grey", lw=0.8, ls="--")
-        axes[0][col].set_yscale("log")
-        axes[0][col].yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-        axes[0][col].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-        axes[0][col].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        for row, (_, _, reference, log) in enumerate(rows):
+            axes[row][col].axhline(reference, color="grey", lw=0.8, ls="--")
+            if log:
+                axes[row][col].set_yscale("log")
+                axes[row][col].yaxis.set_major_locator(
+                    matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+                axes[row][col].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+                axes[row][col].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ticks = sorted({c["batch"] for c in subset})
-        for row in (0, 1):
+        for row in range(len(rows)):
             axes[row][col].set_xscale("log", base=2)
             axes[row][col].set_xticks(ticks)
             axes[row][col].set_xticklabels([str(t) for t in ticks], rotation=90, fontsize=7)
             axes[row][col].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             axes[row][col].grid(True, alpha=0.3)
-        axes[1][col].set_xlabel("batch")
-    axes[0][0].set_ylabel("speed-up over torch.argmax")
-    axes[1][0].set_ylabel("% of floor")
+        axes[-1][col].set_xlabel("batch")
+    for row, (label, _, _, _) in enumerate(rows):
+        axes[row][0].set_ylabel(label)
     axes[0][-1].legend(title="vocab", fontsize=7)
     meta = results["meta"]
     fig.suptitle(f"safe_greedy on {meta.get('device_name')}, torch {meta.get('torch')}, {meta.get('date_utc')}",

@@ -110,9 +110,10 @@ while read -r fn loads waits_first interleaved; do
     echo "FAIL: $fn touches global memory before its griddepcontrol.wait (ACQBULK)" >&2
     fail=1
   fi
-  # kContiguous=true instantiations (template argument `Lb1E`) are the
-  # vectorised path: each must use 16-byte loads.
-  if [[ $fn == *Lb1E* && $loads -eq 0 ]]; then
+  # kContiguous=true instantiations (the template argument before kStats, the
+  # last one: `Lb1ELb0E` or `Lb1ELb1E`) are the vectorised path: each must
+  # use 16-byte loads.
+  if [[ $fn =~ Lb1ELb[01]EEEv && $loads -eq 0 ]]; then
     echo "FAIL: $fn has no 16-byte load (LDG.E...128): they were split or lost" >&2
     fail=1
   fi

@@ -94,9 +94,14 @@ const bool g_fork_handler = [] {
 }();
 #endif
 
-template <class T, class IndexT, bool kFlushSubnormals>
-void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_t batch,
-                        int64_t vocab, int64_t row_stride, int64_t column_stride) {
+// kExtra: the extra outputs are written (see greedy_stats.h); kStats: the
+// rows' pairs are computed for those that need them. The plain kernel
+// (neither) writes only out. kFlushSubnormals: the caller's flush-denormal
+// mode, which the tokens follow (the pairs read the values as they are).
+template <class T, class IndexT, bool kExtra, bool kStats, bool kFlushSubnormals>
+void greedy_sample_rows(IndexT* out, int64_t out_stride, const ExtraOutputs& outputs,
+                        const T* logits, int64_t batch, int64_t vocab,
+                        int64_t row_stride, int64_t column_stride) {
   const uint32_t n = static_cast<uint32_t>(vocab);
   const int64_t threads = g_forked.load(std::memory_order_relaxed) ? 1 : at::get_num_threads();
   // Enough segments per row to give every thread work when the batch is short.
@@ -104,6 +109,13 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
   if (batch < threads) {
     segments = std::min((threads + batch - 1) / batch, std::max<int64_t>(1, vocab / kMinSegment));
   }
+  const auto write = [&](int64_t r, Key k, RowStats stats) {
+    if constexpr (kExtra) {
+      write_row(out, out_stride, outputs, r, k, stats);
+    } else {
+      out[r * out_stride] = static_cast<IndexT>(key_index(k));
+    }
+  };
 
   if (segments == 1) {
     const int64_t row_bytes = vocab * static_cast<int64_t>(sizeof(T));
@@ -111,9 +123,9 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
     auto rows = [&](int64_t begin, int64_t end) {
       IeeeSubnormals ieee;
       for (int64_t r = begin; r < end; ++r) {
-        const Key k = cpu::segment_key<T, kFlushSubnormals>(logits + r * row_stride,
-                                                            column_stride, 0, n);
-        out[r * out_stride] = static_cast<IndexT>(key_index(k));
+        const cpu::SegmentResult s = cpu::segment<T, kStats, kFlushSubnormals>(
+            logits + r * row_stride, column_stride, 0, n);
+        write(r, s.key, s.stats);
       }
     };
     if (threads == 1) {
@@ -126,6 +138,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
 
   const int64_t per_segment = (vocab + segments - 1) / segments;
   std::vector<Key> keys(static_cast<size_t>(batch * segments), kEmptyKey);
+  std::vector<RowStats> stats(kStats ? static_cast<size_t>(batch * segments) : 0, empty_stats());
   at::parallel_for(0, batch * segments, 1, [&](int64_t begin, int64_t end) {
     IeeeSubnormals ieee;
     for (int64_t item = begin; item < end; ++item) {
@@ -133,43 +146,74 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const T* logits, int64_
       const int64_t first = (item % segments) * per_segment;
       const int64_t last = std::min(vocab, first + per_segment);
       if (first < last) {
-        keys[item] = cpu::segment_key<T, kFlushSubnormals>(
+        const cpu::SegmentResult s = cpu::segment<T, kStats, kFlushSubnormals>(
             logits + r * row_stride, column_stride, static_cast<uint32_t>(first),
             static_cast<uint32_t>(last));
+        keys[item] = s.key;
+        if constexpr (kStats) stats[item] = s.stats;
       }
     }
   });
   for (int64_t r = 0; r < batch; ++r) {
     Key k = kEmptyKey;
-    for (int64_t s = 0; s < segments; ++s) k = max_key(k, keys[r * segments + s]);
-    out[r * out_stride] = static_cast<IndexT>(key_index(k));
+    RowStats row_stats = empty_stats();
+    for (int64_t s = 0; s < segments; ++s) {
+      k = max_key(k, keys[r * segments + s]);
+      if constexpr (kStats) row_stats = combine_stats(row_stats, stats[r * segments + s]);
+    }
+    write(r, k, row_stats);
   }
 }
 
-}  // namespace
-
-void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits) {
-  check_greedy_sample_args(out, logits);
-  TORCH_CHECK(logits.device().is_cpu(), "greedy_sample: the CPU kernel got logits on ",
-              logits.device().str());
-  if (logits.size(0) == 0) return;
+template <bool kExtra, bool kStats>
+void run_cpu_kernel(at::Tensor& out, const ExtraOutputs& outputs, const at::Tensor& logits) {
   // The mode as torch's CPU kernels see it on this thread; it then holds for
   // every row, whichever thread reads it.
   const bool flush = caller_flushes_subnormals();
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
       auto run = [&](auto rows) {
-        rows(out.data_ptr<IndexT>(), out.stride(0),
+        rows(out.data_ptr<IndexT>(), out.stride(0), outputs,
              reinterpret_cast<const LogitsT*>(logits.const_data_ptr()), logits.size(0),
              logits.size(1), logits.stride(0), logits.stride(1));
       };
       if (flush) {
-        run(greedy_sample_rows<LogitsT, IndexT, true>);
+        run(greedy_sample_rows<LogitsT, IndexT, kExtra, kStats, true>);
       } else {
-        run(greedy_sample_rows<LogitsT, IndexT, false>);
+        run(greedy_sample_rows<LogitsT, IndexT, kExtra, kStats, false>);
       }
     });
   });
+}
+
+void check_on_cpu(const at::Tensor& logits) {
+  TORCH_CHECK(logits.device().is_cpu(), "greedy_sample: the CPU kernel got logits on ",
+              logits.device().str());
+}
+
+}  // namespace
+
+void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits) {
+  check_greedy_sample_args(out, logits);
+  check_on_cpu(logits);
+  if (logits.size(0) == 0) return;
+  run_cpu_kernel<false, false>(out, ExtraOutputs{}, logits);
+}
+
+void greedy_sample_outputs_cpu(at::Tensor& out, const at::Tensor& logits,
+                               const std::optional<at::Tensor>& logprobs,
+                               const std::optional<at::Tensor>& logsumexp,
+                               const std::optional<at::Tensor>& valid,
+                               std::optional<int64_t> fallback_token) {
+  const ExtraOutputs outputs =
+      check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
+  check_on_cpu(logits);
+  if (logits.size(0) == 0) return;
+  if (outputs.needs_stats()) {
+    run_cpu_kernel<true, true>(out, outputs, logits);
+  } else {
+    run_cpu_kernel<true, false>(out, outputs, logits);
+  }
 }
 
 }  // namespace safe_greedy

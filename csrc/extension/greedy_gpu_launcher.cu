@@ -67,9 +67,10 @@ struct KernelFacts {
 };
 
 // On the current device, which the caller's device guard has set.
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
 KernelFacts look_up_kernel_facts() {
-  const auto kernel = gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>;
+  const auto kernel =
+      gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>;
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
   KernelFacts facts{per_sm, false};
@@ -96,19 +97,19 @@ DeviceFacts device_facts(int device) {
   return once_per_device<DeviceFacts>(device, look_up_device_facts);
 }
 
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
 KernelFacts kernel_facts(int device) {
   return once_per_device<KernelFacts>(device, [](int) {
-    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>();
+    return look_up_kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>();
   });
 }
 
 // Launches the kernel on `stream`; with `early_start`, its blocks may start
 // while the previous kernel on the stream finishes (the kernel waits for it
 // before touching memory, see wait_for_previous_grid()).
-template <class Kernel>
+template <class Kernel, class KernelParams>
 void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
-                   bool early_start, const gpu::Params& p) {
+                   bool early_start, const KernelParams& p) {
 #if !defined(USE_ROCM)
   if (early_start) {
     cudaLaunchAttribute attributes[1] = {};
@@ -130,7 +131,7 @@ void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
 }
 
 // The plan's DeviceDescription for this call's kernels on `device`.
-template <class T, class IndexT, bool kContiguous>
+template <class T, class IndexT, bool kContiguous, bool kStats>
 gpu::DeviceDescription describe_device(int device) {
   constexpr int kNarrow = gpu::kNarrowBlockThreads;
   constexpr int kStandard = gpu::kStandardBlockThreads;
@@ -143,35 +144,40 @@ gpu::DeviceDescription describe_device(int device) {
   description.amd = true;
 #endif
   description.compute_capability = d.compute_capability;
-  description.fit.narrow = kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous>(device).fit;
-  description.fit.standard = kernel_facts<kStandard, kStandard, T, IndexT, kContiguous>(device).fit;
-  description.fit.wide = kernel_facts<kWide, kWide, T, IndexT, kContiguous>(device).fit;
+  description.fit.narrow =
+      kernel_facts<kNarrow, kNarrow, T, IndexT, kContiguous, kStats>(device).fit;
+  description.fit.standard =
+      kernel_facts<kStandard, kStandard, T, IndexT, kContiguous, kStats>(device).fit;
+  description.fit.wide = kernel_facts<kWide, kWide, T, IndexT, kContiguous, kStats>(device).fit;
   return description;
 }
 
 // Launches the instantiation of kThreads threads a block, kRowThreads a row,
 // as `plan` says.
-template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous>
-void launch_planned(const gpu::LaunchPlan& plan, gpu::Params& p, cudaStream_t stream, int device) {
+template <int kThreads, int kRowThreads, class T, class IndexT, bool kContiguous, bool kStats>
+void launch_planned(const gpu::LaunchPlan& plan, const gpu::KernelParams<kStats>& p,
+                    cudaStream_t stream, int device) {
   const bool early_start =
-      kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous>(device).early_start;
+      kernel_facts<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>(device).early_start;
   const dim3 grid(static_cast<unsigned int>(plan.grid_x), plan.grid_y);
-  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous>, grid,
-                kThreads, stream, early_start, p);
+  launch_kernel(gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>,
+                grid, kThreads, stream, early_start, p);
 }
 
-template <class T, class IndexT, bool kContiguous>
-void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int device) {
+// kStats: the kernels with the extra outputs, which go where `outputs` says.
+template <class T, class IndexT, bool kContiguous, bool kStats>
+void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs,
+            cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
   const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T))};
   const gpu::LaunchPlan plan =
-      gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous>(device));
+      gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous, kStats>(device));
   TORCH_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),
               "greedy_sample: batch ", number_text(batch),
               " needs more blocks than one launch allows");
 
-  gpu::Params p{};
+  gpu::KernelParams<kStats> p{};
   p.logits = logits.const_data_ptr();
   p.out = out.data_ptr();
   p.out_stride = out.stride(0);
@@ -190,7 +196,9 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
     const gpu::Workspace ws = gpu::workspace_for(device, stream, plan.workspace_slots);
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
+    if constexpr (kStats) p.row_stats = ws.row_stats;
   }
+  if constexpr (kStats) p.outputs = outputs;
 
   constexpr int kNarrow = gpu::kNarrowBlockThreads;
   constexpr int kStandard = gpu::kStandardBlockThreads;
@@ -203,28 +211,28 @@ void launch(at::Tensor& out, const at::Tensor& logits, cudaStream_t stream, int 
                           "greedy_sample: no kernel for ", number_text(plan.row_threads),
                           " threads a row");
     if constexpr (kContiguous) {
-      launch_planned<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous>(plan, p, stream,
-                                                                              device);
+      launch_planned<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous, kStats>(
+          plan, p, stream, device);
     }
     return;
   }
   switch (plan.block_threads) {
     case kNarrow:
-      launch_planned<kNarrow, kNarrow, T, IndexT, kContiguous>(plan, p, stream, device);
+      launch_planned<kNarrow, kNarrow, T, IndexT, kContiguous, kStats>(plan, p, stream, device);
       break;
     case kWide:
-      launch_planned<kWide, kWide, T, IndexT, kContiguous>(plan, p, stream, device);
+      launch_planned<kWide, kWide, T, IndexT, kContiguous, kStats>(plan, p, stream, device);
       break;
     default:
-      launch_planned<kStandard, kStandard, T, IndexT, kContiguous>(plan, p, stream, device);
+      launch_planned<kStandard, kStandard, T, IndexT, kContiguous, kStats>(plan, p, stream, device);
       break;
   }
 }
 
-}  // namespace
-
-void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
-  check_greedy_sample_args(out, logits);
+// Guard, stream and dispatch, shared by both ops: kStats picks the kernels
+// with the extra outputs.
+template <bool kStats>
+void run_gpu_kernel(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs) {
   TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
               logits.device().str());
   if (logits.size(0) == 0) return;
@@ -234,16 +242,37 @@ void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
       if (logits.stride(1) == 1 || logits.size(1) == 1) {
-        launch<LogitsT, IndexT, true>(out, logits, stream, device);
+        launch<LogitsT, IndexT, true, kStats>(out, logits, outputs, stream, device);
       } else {
-        launch<LogitsT, IndexT, false>(out, logits, stream, device);
+        launch<LogitsT, IndexT, false, kStats>(out, logits, outputs, stream, device);
       }
     });
   });
+}
+
+}  // namespace
+
+void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
+  check_greedy_sample_args(out, logits);
+  run_gpu_kernel<false>(out, logits, ExtraOutputs{});
+}
+
+void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
+                                const std::optional<at::Tensor>& logprobs,
+                                const std::optional<at::Tensor>& logsumexp,
+                                const std::optional<at::Tensor>& valid,
+                                std::optional<int64_t> fallback_token) {
+  const ExtraOutputs outputs =
+      check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
+  // One kernel for any choice of outputs: the pairs cost little beside the
+  // read, and a kernel without them for valid and the fallback alone would
+  // double the instantiations again.
+  run_gpu_kernel<true>(out, logits, outputs);
 }
 
 }  // namespace safe_greedy
 
 TORCH_LIBRARY_IMPL(safe_greedy, CUDA, m) {
   m.impl("greedy_sample", &safe_greedy::greedy_sample_cuda);
+  m.impl("greedy_sample_outputs", &safe_greedy::greedy_sample_outputs_cuda);
 }

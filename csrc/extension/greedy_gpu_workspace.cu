@@ -13,7 +13,7 @@ namespace {
 
 struct Slots {
   Workspace workspace;
-  int64_t count;  // key slots, and as many row counters
+  int64_t count;  // key slots, and as many row counters and pairs
 };
 
 // Puts this thread in the relaxed capture mode for its lifetime: memory is
@@ -36,7 +36,8 @@ class RelaxedCaptureMode {
 Slots create_slots(int64_t count) {
   const RelaxedCaptureMode relaxed;
   const size_t key_bytes = static_cast<size_t>(count) * sizeof(Key);
-  const size_t bytes = key_bytes + static_cast<size_t>(count) * sizeof(uint32_t);
+  const size_t stats_bytes = static_cast<size_t>(count) * sizeof(uint64_t);
+  const size_t bytes = key_bytes + stats_bytes + static_cast<size_t>(count) * sizeof(uint32_t);
   void* memory = nullptr;
   cudaError_t err = cudaMalloc(&memory, bytes);
   cudaStream_t side = nullptr;
@@ -49,7 +50,8 @@ Slots create_slots(int64_t count) {
   C10_CUDA_CHECK(err);
   auto* base = static_cast<unsigned char*>(memory);
   return Slots{Workspace{reinterpret_cast<Key*>(base),
-                         reinterpret_cast<uint32_t*>(base + key_bytes)},
+                         reinterpret_cast<uint32_t*>(base + key_bytes + stats_bytes),
+                         reinterpret_cast<uint64_t*>(base + key_bytes)},
                count};
 }
 

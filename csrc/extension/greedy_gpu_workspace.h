@@ -14,6 +14,8 @@ struct Workspace {
   Key* row_keys;            // [slots], all zero between launches: a key per split row,
                             // or a slot per item of rows combined by collection
   uint32_t* row_arrivals;   // [slots], all zero between launches: a counter per split row
+  uint64_t* row_stats;      // [slots]: a pair per item, for the kernels with the extra
+                            // outputs; each launch writes what it reads
 };
 
 // The workspace for a launch on `stream` of `device`, with room for at least

@@ -3,10 +3,27 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace safe_greedy {
 
 // out[r] = torch.argmax(logits[r]) for every row r; see greedy_key.h.
 void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits);
 void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits);
+
+// The same, and where given: logprobs[r] = log_softmax(logits[r].float())[out[r]],
+// logsumexp[r] = logsumexp(logits[r].float()), valid[r] = no NaN and a maximum
+// above -inf, and out[r] = fallback_token for rows that are not valid; see
+// greedy_stats.h.
+void greedy_sample_outputs_cpu(at::Tensor& out, const at::Tensor& logits,
+                               const std::optional<at::Tensor>& logprobs,
+                               const std::optional<at::Tensor>& logsumexp,
+                               const std::optional<at::Tensor>& valid,
+                               std::optional<int64_t> fallback_token);
+void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
+                                const std::optional<at::Tensor>& logprobs,
+                                const std::optional<at::Tensor>& logsumexp,
+                                const std::optional<at::Tensor>& valid,
+                                std::optional<int64_t> fallback_token);
 
 }  // namespace safe_greedy

@@ -10,12 +10,20 @@
 // x86-64, NEON on arm64). Pass two, which finds the first index of that
 // maximum, runs only when the chunk beats everything before it: for typical
 // logits that is a handful of chunks per row.
+//
+// With the extra outputs (kStats), each chunk is read a third time while it is
+// still in cache, for the sum of exp(x - max) of greedy_stats.h, taken
+// relative to the maximum that pass one found; the plain kernel compiles
+// without it.
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "greedy_key.h"
+#include "greedy_stats.h"
 
 namespace safe_greedy {
 namespace cpu {
@@ -46,6 +54,8 @@ struct Lanes<float> {
   static constexpr uint32_t kInfBits = 0x7F800000u;
   static constexpr bool kWidensToSubnormal = true;
   static inline float to_float(float x) { return x; }
+  static inline float bits_to_value(uint32_t b) { return bits_to_float(b); }
+  static inline float to_float_for_sum(float x) { return x; }
 };
 
 template <>
@@ -56,6 +66,8 @@ struct Lanes<bf16_t> {
   static constexpr uint16_t kInfBits = 0x7F80u;
   static constexpr bool kWidensToSubnormal = true;
   static inline float to_float(bf16_t x) { return bf16_bits_to_float(x.bits); }
+  static inline float bits_to_value(uint16_t b) { return bf16_bits_to_float(b); }
+  static inline float to_float_for_sum(bf16_t x) { return to_float(x); }
 };
 
 template <>
@@ -66,6 +78,19 @@ struct Lanes<fp16_t> {
   static constexpr uint16_t kInfBits = 0x7C00u;
   static constexpr bool kWidensToSubnormal = false;
   static inline float to_float(fp16_t x) { return fp16_bits_to_float(x.bits); }
+  static inline float bits_to_value(uint16_t b) { return fp16_bits_to_float(b); }
+  // For the sums of exp (pass three): without fp16_bits_to_float's loop over
+  // subnormals, so that the compiler vectorises it. Multiplying by 2^112
+  // moves the exponent to fp32's bias and normalises subnormals, exactly;
+  // infinities and NaNs keep their bits. (Were denormals flushed, a
+  // subnormal would read as 0, a difference below 6.1e-5 that no sum of exp
+  // can tell; the keys never use this.)
+  static inline float to_float_for_sum(fp16_t x) {
+    const uint32_t magnitude = static_cast<uint32_t>(x.bits & 0x7FFFu) << 13;
+    const uint32_t finite = float_bits(bits_to_float(magnitude) * 0x1p112f);
+    const uint32_t bits = (x.bits & kInfBits) == kInfBits ? (magnitude | 0x7F800000u) : finite;
+    return bits_to_float(bits | (static_cast<uint32_t>(x.bits & 0x8000u) << 16));
+  }
 };
 
 template <class T, bool kFlushSubnormals = false>
@@ -83,6 +108,18 @@ inline typename Lanes<T>::lane_t ordered_lane(T x) {
   // All ones for negative values, zero otherwise.
   const lane_t sign = static_cast<lane_t>(static_cast<lane_t>(b) >> (8 * sizeof(lane_t) - 1));
   return static_cast<lane_t>((magnitude ^ sign) - sign);
+}
+
+// ordered_lane() inverted, for lanes of non-NaN values (-0.0 comes back as
+// +0.0, which ties it).
+template <class T>
+inline float lane_value(typename Lanes<T>::lane_t lane) {
+  using L = Lanes<T>;
+  using bits_t = typename std::remove_cv<decltype(L::kMagnitude)>::type;
+  const bits_t magnitude = static_cast<bits_t>(lane < 0 ? bits_t(0) - static_cast<bits_t>(lane)
+                                                        : static_cast<bits_t>(lane));
+  const bits_t sign = static_cast<bits_t>(L::kMagnitude + 1u);
+  return L::bits_to_value(static_cast<bits_t>(lane < 0 ? (magnitude | sign) : magnitude));
 }
 
 template <class T>
@@ -233,9 +270,7 @@ template <bool kFlushSubnormals>
 inline bool block_has_lane_f32(const float* __restrict__ p, int32_t lane) {
   typedef f32x4 f4;
   typedef i32x4 i4;
-  // ordered_lane() inverted: a negative lane is the negated magnitude.
-  const uint32_t magnitude = lane < 0 ? 0u - static_cast<uint32_t>(lane) : static_cast<uint32_t>(lane);
-  const float value = bits_to_float(lane < 0 ? (magnitude | 0x80000000u) : magnitude);
+  const float value = lane_value<float>(lane);
   const f4 values = {value, value, value, value};
   i4 hits = {0, 0, 0, 0};
   for (uint32_t i = 0; i < kBlock; i += 4) {
@@ -276,24 +311,110 @@ inline uint32_t first_nan(const T* __restrict__ p, uint32_t n) {
   return j;
 }
 
-// Key of a contiguous segment p[0, n), whose first element has row index
+#if defined(__GNUC__)
+}  // namespace cpu
+
+// exp_nonpositive() four lanes at a time.
+template <>
+struct ExpLanes<cpu::f32x4> {
+  using bits_t = cpu::i32x4;
+  static inline bits_t to_bits(cpu::f32x4 x) {
+    bits_t b;
+    memcpy(&b, &x, sizeof(b));
+    return b;
+  }
+  static inline cpu::f32x4 from_bits(bits_t b) {
+    cpu::f32x4 x;
+    memcpy(&x, &b, sizeof(x));
+    return x;
+  }
+  static inline cpu::f32x4 splat(float x) { return cpu::f32x4{x, x, x, x}; }
+};
+
+namespace cpu {
+#endif
+
+// Pass three: the sum of exp(x - shift) over p[0, n), where no x is above the
+// shift. Sixteen partial sums (four vectors) keep each one short, which
+// bounds the rounding of a long chunk.
+inline float exp_sum(const float* __restrict__ p, uint32_t n, float shift) {
+  float total = 0.0f;
+  uint32_t i = 0;
+#if defined(__GNUC__)
+  constexpr uint32_t kVectors = 4;
+  const f32x4 shifts = ExpLanes<f32x4>::splat(shift);
+  f32x4 sums[kVectors];
+  for (uint32_t k = 0; k < kVectors; ++k) sums[k] = f32x4{0.0f, 0.0f, 0.0f, 0.0f};
+  for (; i + 4 * kVectors <= n; i += 4 * kVectors) {
+    for (uint32_t k = 0; k < kVectors; ++k) {
+      f32x4 x;
+      memcpy(&x, p + i + 4 * k, sizeof(x));
+      sums[k] += exp_nonpositive(x - shifts);
+    }
+  }
+  const f32x4 all = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+  total = (all[0] + all[1]) + (all[2] + all[3]);
+#endif
+  for (; i < n; ++i) total += exp_nonpositive(p[i] - shift);
+  return total;
+}
+
+// The 16-bit formats are widened a block at a time into a buffer that stays
+// in L1, and summed from there.
+template <class T>
+inline float chunk_exp_sum(const T* __restrict__ p, uint32_t n, float shift) {
+  float widened[kBlock];
+  float total = 0.0f;
+  for (uint32_t start = 0; start < n; start += kBlock) {
+    const uint32_t len = n - start < kBlock ? n - start : kBlock;
+    for (uint32_t i = 0; i < len; ++i) widened[i] = Lanes<T>::to_float_for_sum(p[start + i]);
+    total += exp_sum(widened, len, shift);
+  }
+  return total;
+}
+
+template <>
+inline float chunk_exp_sum<float>(const float* __restrict__ p, uint32_t n, float shift) {
+  return exp_sum(p, n, shift);
+}
+
+// `s` with the elements of a NaN-free chunk whose greatest value is
+// `chunk_max` added.
+template <class T>
+inline RowStats add_chunk(RowStats s, const T* p, uint32_t n, float chunk_max) {
+  const RowStats raised = raise_max(s, chunk_max);
+  return RowStats{raised.max, raised.sum + chunk_exp_sum(p, n, exp_shift(raised.max))};
+}
+
+// What a segment reports: its best key, and with kStats its pair of
+// greedy_stats.h (otherwise left empty).
+struct SegmentResult {
+  Key key;
+  RowStats stats;
+};
+
+// Result of a contiguous segment p[0, n), whose first element has row index
 // first_index. n >= 1. kFlushSubnormals: rank as in flush-denormal mode
-// (compared_value() in greedy_key.h).
-template <class T, bool kFlushSubnormals = false>
-inline Key contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index) {
+// (compared_value() in greedy_key.h); the statistics read the values as they
+// are (a flushed subnormal moves a logsumexp by less than 2^-126).
+template <class T, bool kStats, bool kFlushSubnormals = false>
+inline SegmentResult contiguous_segment(const T* p, uint32_t n, uint32_t first_index) {
   using lane_t = typename Lanes<T>::lane_t;
   lane_t best_lane = 0;
   uint32_t best = 0;  // offset in the segment
   bool have_best = false;
+  RowStats stats = empty_stats();
   constexpr uint32_t kChunk = chunk_elements<T>();
   for (uint32_t start = 0; start < n; start += kChunk) {
     const T* chunk = p + start;
     const uint32_t len = n - start < kChunk ? n - start : kChunk;
     const ChunkSummary<T> s = summarise_chunk<T, kFlushSubnormals>(chunk, len);
     if (s.has_nan) {
-      // The first NaN of the segment decides it: nothing after it can win.
+      // The first NaN of the segment decides it: nothing after it can win,
+      // and its pair is a NaN whatever else the segment holds.
       const uint32_t j = first_nan(chunk, len);
-      return make_key(Lanes<T>::to_float(chunk[j]), first_index + start + j);
+      const float nan = Lanes<T>::to_float(chunk[j]);
+      return SegmentResult{make_key(nan, first_index + start + j), RowStats{nan, 0.0f}};
     }
     if (!have_best || s.max_lane > best_lane) {
       const uint32_t j = first_equal<T, kFlushSubnormals>(chunk, len, s.max_lane);
@@ -301,14 +422,38 @@ inline Key contiguous_segment_key(const T* p, uint32_t n, uint32_t first_index) 
       best = start + j;
       have_best = true;
     }
+    if constexpr (kStats) stats = add_chunk(stats, chunk, len, lane_value<T>(s.max_lane));
   }
-  return make_key(compared_value<kFlushSubnormals>(Lanes<T>::to_float(p[best])), first_index + best);
+  return SegmentResult{
+      make_key(compared_value<kFlushSubnormals>(Lanes<T>::to_float(p[best])), first_index + best), stats};
 }
 
-// Key of elements [begin, end) of a row whose elements are `stride` apart.
-// Used when the vocab dimension is not contiguous; begin < end.
-template <class T, bool kFlushSubnormals = false>
-inline Key strided_segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
+// The pair of elements [begin, end) of a row whose elements are `stride`
+// apart: widened a block at a time into a buffer (16 KiB, in L1), and summed
+// from there as a contiguous chunk is. Blocks this long keep the sum of block
+// sums short: with 256-element blocks, rows of 151936 were 6e-6 off in double.
+// begin < end.
+constexpr uint32_t kStridedBlock = 4096;
+template <class T>
+inline RowStats strided_stats(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
+  float widened[kStridedBlock];
+  RowStats stats = empty_stats();
+  for (uint32_t start = begin; start < end; start += kStridedBlock) {
+    const uint32_t len = end - start < kStridedBlock ? end - start : kStridedBlock;
+    float greatest = -INFINITY;
+    for (uint32_t i = 0; i < len; ++i) {
+      widened[i] = Lanes<T>::to_float(row[static_cast<int64_t>(start + i) * stride]);
+      greatest = greater_of(greatest, widened[i]);
+    }
+    stats = add_chunk(stats, widened, len, greatest);
+  }
+  return stats;
+}
+
+// Result of elements [begin, end) of a row whose elements are `stride`
+// apart. Used when the vocab dimension is not contiguous; begin < end.
+template <class T, bool kStats, bool kFlushSubnormals = false>
+inline SegmentResult strided_segment(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
   auto value = [&](uint32_t i) {
     return compared_value<kFlushSubnormals>(Lanes<T>::to_float(row[static_cast<int64_t>(i) * stride]));
   };
@@ -321,16 +466,24 @@ inline Key strided_segment_key(const T* row, int64_t stride, uint32_t begin, uin
       best_index = i;
     }
   }
-  return make_key(best, best_index);
+  RowStats stats = empty_stats();
+  if constexpr (kStats) stats = strided_stats(row, stride, begin, end);
+  return SegmentResult{make_key(best, best_index), stats};
+}
+
+// Result of elements [begin, end) of a row; begin < end.
+template <class T, bool kStats, bool kFlushSubnormals = false>
+inline SegmentResult segment(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
+  if (stride == 1) {
+    return contiguous_segment<T, kStats, kFlushSubnormals>(row + begin, end - begin, begin);
+  }
+  return strided_segment<T, kStats, kFlushSubnormals>(row, stride, begin, end);
 }
 
 // Key of elements [begin, end) of a row; begin < end.
 template <class T, bool kFlushSubnormals = false>
 inline Key segment_key(const T* row, int64_t stride, uint32_t begin, uint32_t end) {
-  if (stride == 1) {
-    return contiguous_segment_key<T, kFlushSubnormals>(row + begin, end - begin, begin);
-  }
-  return strided_segment_key<T, kFlushSubnormals>(row, stride, begin, end);
+  return segment<T, false, kFlushSubnormals>(row, stride, begin, end).key;
 }
 
 }  // namespace cpu

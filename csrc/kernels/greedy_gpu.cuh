@@ -13,6 +13,13 @@
 //   greedy_gpu_params.h        what the launcher passes the kernel
 //   greedy_gpu_item_loops.cuh  the loops that read an item and keep its best element
 //   greedy_gpu_combines.cuh    how the blocks of a split row combine their keys
+//   greedy_gpu_stats.cuh       the extra outputs' pairs across lanes, warps and blocks
+//
+// Each kernel is compiled twice: plain (kStats false), writing the token ids
+// only, and with the extra outputs of greedy_stats.h (kStats), which also
+// keeps each thread's (max, sum of exp) pair, reduces the pairs alongside the
+// keys, passes a split row's pairs between its blocks in slots of their own,
+// and writes logprobs, logsumexp, valid and the fallback token.
 //
 // Work decomposition (CUB-style layering: thread -> warp -> block -> grid):
 //   * A block reads one item: a whole row, or one of `splits` interleaved
@@ -46,7 +53,9 @@
 #include "greedy_gpu_memory.cuh"
 #include "greedy_gpu_params.h"
 #include "greedy_gpu_platform.cuh"
+#include "greedy_gpu_stats.cuh"
 #include "greedy_key.h"
+#include "greedy_stats.h"
 
 namespace safe_greedy {
 namespace gpu {
@@ -58,10 +67,58 @@ __device__ __forceinline__ void write_answer(const Params& p, int64_t row, uint3
   static_cast<OutT*>(p.out)[row * p.out_stride] = static_cast<OutT>(index);
 }
 
+// Every output of row `row`, from its key and pair (the kernels with kStats).
+// `combined`: the key is a split row's combined key, whose index, as in
+// row_answer(), may lie past the row only for launches sharing a workspace;
+// such a row gets index 0 (or the fallback) and reads as not valid.
+template <class OutT>
+__device__ __forceinline__ void write_row_outputs(const OutputParams& p, int64_t row, Key k,
+                                                  RowStats s, bool combined) {
+  if (combined && key_index(k) >= p.vocab) k = make_key(-INFINITY, 0);
+  write_row(static_cast<OutT*>(p.out), p.out_stride, p.outputs, row, k, s);
+}
+
+// read_item() of the kernels with kStats, once the block's key and pair are
+// reduced (valid in thread 0, and in warp 0 for collected rows): the same
+// combines as the keys alone, each split's pair beside its key.
+template <class OutT>
+__device__ __forceinline__ void read_item_outputs(const OutputParams& p, uint32_t row,
+                                                  uint32_t split, bool split_rows, bool collected,
+                                                  uint32_t ticket, Key k, RowStats stats) {
+  if (collected) {
+    if (threadIdx.x >= kWarpSize) return;
+    const int64_t first_slot = static_cast<int64_t>(row) * p.splits;
+    Key* row_slots = p.row_keys + first_slot;
+    uint64_t* stats_slots = p.row_stats + first_slot;
+    if (shuffle_index(ticket, 0) != p.splits - 1) {
+      if (threadIdx.x == 0) {
+        publish_with_stats(&row_slots[split], published_key(k), &stats_slots[split], stats);
+      }
+      return;
+    }
+    const Key final_key = collect_row_key(row_slots, p.splits, split, k);
+    const RowStats final_stats = collect_row_stats(stats_slots, p.splits, split, stats);
+    if (threadIdx.x == 0) write_row_outputs<OutT>(p, row, final_key, final_stats, true);
+    return;
+  }
+  if (threadIdx.x != 0) return;
+  if (!split_rows) {
+    write_row_outputs<OutT>(p, row, k, stats, false);
+    return;
+  }
+  // The pair goes in its item's slot before the block is counted in, which
+  // releases it with the key.
+  uint64_t* stats_slots = p.row_stats + static_cast<int64_t>(row) * p.splits;
+  store_slot(&stats_slots[split], pack_stats(stats));
+  Key final_key;
+  if (!fenced_combine(&p.row_keys[row], &p.row_arrivals[row], p.splits, k, final_key)) return;
+  write_row_outputs<OutT>(p, row, final_key, gather_row_stats(stats_slots, p.splits), true);
+}
+
 // One item of a row per block: the whole row, or one split of it, which the
 // last of the row's blocks to finish combines with the others.
-template <int kThreads, class T, class OutT, bool kContiguous>
-__device__ __forceinline__ void read_item(const Params& p) {
+template <int kThreads, class T, class OutT, bool kContiguous, bool kStats>
+__device__ __forceinline__ void read_item(const KernelParams<kStats>& p) {
   // Split rows are launched as a (splits, rows) grid, which needs no division
   // to find an item's row (the plan splits fewer rows than the y dimension
   // allows); unsplit rows as a 1-D grid, whose x dimension holds any batch.
@@ -77,8 +134,20 @@ __device__ __forceinline__ void read_item(const Params& p) {
   uint32_t ticket = 0;
   if (collected && threadIdx.x == 0) ticket = take_ticket(&p.row_arrivals[row], p.splits);
 
-  Key k = kContiguous ? contiguous_item_key<kThreads, T>(row_ptr, p, p.splits, split, threadIdx.x)
-                      : strided_item_key<kThreads, T>(row_ptr, p, split, threadIdx.x);
+  if constexpr (kStats) {
+    RowStats stats = empty_stats();
+    Key k = kContiguous ? contiguous_item_key<kThreads, T, true>(row_ptr, p, p.splits, split,
+                                                                 threadIdx.x, &stats)
+                        : strided_item_key<kThreads, T, true>(row_ptr, p, split, threadIdx.x,
+                                                              &stats);
+    block_reduce_with_stats<kThreads>(k, stats);
+    read_item_outputs<OutT>(p, row, split, split_rows, collected, ticket, k, stats);
+    return;
+  }
+  Key k = kContiguous ? contiguous_item_key<kThreads, T, false>(row_ptr, p, p.splits, split,
+                                                                threadIdx.x, nullptr)
+                      : strided_item_key<kThreads, T, false>(row_ptr, p, split, threadIdx.x,
+                                                             nullptr);
   k = block_max_key<kThreads>(k);
   if (collected) {
     // Warp 0 holds the block's key (lane 0) and ticket.
@@ -99,7 +168,9 @@ __device__ __forceinline__ void read_item(const Params& p) {
   }
   // Publish this block's key, then count it in. The count is a release (this
   // block's key is visible before its arrival is) and, for the last block, an
-  // acquire (every other block's key is visible after it).
+  // acquire (every other block's key is visible after it). Written out here
+  // rather than through fenced_combine(), which changes this kernel's
+  // register allocation (its sm_90 code is kept as it was).
   atomicMax(reinterpret_cast<unsigned long long*>(&p.row_keys[row]),
             static_cast<unsigned long long>(k));
   const uint32_t arrived = arrive_acq_rel(&p.row_arrivals[row]);
@@ -112,16 +183,27 @@ __device__ __forceinline__ void read_item(const Params& p) {
 // Several whole, contiguous rows per block, kRowThreads threads to a row. The
 // last block's groups past the batch read nothing but still take part in the
 // reduction, which may synchronise the block.
-template <int kThreads, int kRowThreads, class T, class OutT>
-__device__ __forceinline__ void read_whole_rows(const Params& p) {
+template <int kThreads, int kRowThreads, class T, class OutT, bool kStats>
+__device__ __forceinline__ void read_whole_rows(const KernelParams<kStats>& p) {
   constexpr int kRowsPerBlock = kThreads / kRowThreads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kRowThreads;
   const int tid = threadIdx.x % kRowThreads;
   const bool in_batch = row < p.rows;
+  if constexpr (kStats) {
+    Key k = kEmptyKey;
+    RowStats stats = empty_stats();
+    if (in_batch) {
+      const T* row_ptr = static_cast<const T*>(p.logits) + row * p.row_stride;
+      k = contiguous_item_key<kRowThreads, T, true>(row_ptr, p, 1, 0, tid, &stats);
+    }
+    group_reduce_with_stats<kThreads, kRowThreads>(k, stats);
+    if (tid == 0 && in_batch) write_row_outputs<OutT>(p, row, k, stats, false);
+    return;
+  }
   Key k = kEmptyKey;
   if (in_batch) {
     const T* row_ptr = static_cast<const T*>(p.logits) + row * p.row_stride;
-    k = contiguous_item_key<kRowThreads, T>(row_ptr, p, 1, 0, tid);
+    k = contiguous_item_key<kRowThreads, T, false>(row_ptr, p, 1, 0, tid, nullptr);
   }
   k = group_max_key<kThreads, kRowThreads>(k);
   if (tid == 0 && in_batch) write_answer<OutT>(p, row, key_index(k));
@@ -143,18 +225,18 @@ __device__ __forceinline__ void read_whole_rows(const Params& p) {
 #define SAFE_GREEDY_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads, min_blocks)
 #endif
 
-template <int kThreads, int kRowThreads, class T, class OutT, bool kContiguous>
+template <int kThreads, int kRowThreads, class T, class OutT, bool kContiguous, bool kStats>
 __global__ void SAFE_GREEDY_LAUNCH_BOUNDS(kThreads, kRowThreads == kThreads ? 0 : 5)
-    greedy_sample_kernel(const Params p) {
+    greedy_sample_kernel(const KernelParams<kStats> p) {
   static_assert(kRowThreads == kThreads || kContiguous, "only contiguous rows share a block");
   // No explicit trigger for the next grid: it starts as this one's blocks
   // exit. Triggering at the start cost 2-9% at batch 256-1024 on an H100 (the
   // next grid's waiting blocks hold slots); after the loads it was no faster.
   wait_for_previous_grid();
   if constexpr (kRowThreads == kThreads) {
-    read_item<kThreads, T, OutT, kContiguous>(p);
+    read_item<kThreads, T, OutT, kContiguous, kStats>(p);
   } else {
-    read_whole_rows<kThreads, kRowThreads, T, OutT>(p);
+    read_whole_rows<kThreads, kRowThreads, T, OutT, kStats>(p);
   }
 }
 

@@ -78,6 +78,23 @@ __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, 
   return warp_max_key(best);
 }
 
+// The fenced combine, run by thread 0 of each block of a split row: publishes
+// the block's key `k` in the row's slot, then counts the block in. The count
+// is a release (this block's key, and whatever else this thread wrote before,
+// is visible before its arrival is) and, for the last block, an acquire
+// (every other block's is visible after it). Returns whether this block came
+// last; that block gets the row's key in `combined` and leaves the row's slot
+// and counter at zero.
+__device__ __forceinline__ bool fenced_combine(Key* row_key, uint32_t* row_arrivals,
+                                               uint32_t splits, Key k, Key& combined) {
+  atomicMax(reinterpret_cast<unsigned long long*>(row_key), static_cast<unsigned long long>(k));
+  const uint32_t arrived = arrive_acq_rel(row_arrivals);
+  if (arrived != splits - 1) return false;
+  combined = atomicExch(reinterpret_cast<unsigned long long*>(row_key), 0ull);
+  *row_arrivals = 0;
+  return true;
+}
+
 // The index a split row's combined key names. Launches that use their
 // workspace alone always combine a real key of this row; launches sharing one
 // (see collect_row_key()) may combine the empty key or another launch's key,

@@ -10,9 +10,11 @@
 namespace safe_greedy {
 namespace gpu {
 
-// Butterfly exchange across the whole warp. HIP takes no lane mask (and its
-// newer _sync forms reject 32-bit ones); CUDA needs the full-warp mask.
-__device__ __forceinline__ Key shuffle_xor(Key v, int lane_mask) {
+// Butterfly exchange across the whole warp (of keys, and of the floats of
+// greedy_gpu_stats.cuh). HIP takes no lane mask (and its newer _sync forms
+// reject 32-bit ones); CUDA needs the full-warp mask.
+template <class V>
+__device__ __forceinline__ V shuffle_xor(V v, int lane_mask) {
 #if defined(__HIPCC__)
   return __shfl_xor(v, lane_mask, kWarpSize);
 #else

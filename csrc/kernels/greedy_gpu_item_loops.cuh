@@ -1,6 +1,7 @@
 // The loops in which a block's threads read one item (a whole row or one
 // split of it) and keep their best element: contiguous rows 16 bytes at a
-// time, strided rows one element at a time.
+// time, strided rows one element at a time. Compiled with kStats, they also
+// keep each thread's pair of greedy_stats.h for the extra outputs.
 #pragma once
 
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include "greedy_key.h"
 #include "greedy_plan.h"  // kUnroll
 #include "greedy_row_layout.h"
+#include "greedy_stats.h"
 
 namespace safe_greedy {
 namespace gpu {
@@ -120,6 +122,30 @@ struct BestVector {
   }
 };
 
+// `stats` with the elements of kCount loaded vectors added, given each
+// vector's greatest value: one rescale for them all, then one exponential an
+// element, summed a vector at a time.
+template <class T, int kCount>
+__device__ __forceinline__ void add_vectors(RowStats& stats, const uint4 (&loaded)[kCount],
+                                            const float (&greatest)[kCount]) {
+  float top = greatest[0];
+#pragma unroll
+  for (int u = 1; u < kCount; ++u) top = greater(top, greatest[u]);
+  stats = raise_max(stats, top);
+  const float shift = exp_shift(stats.max);
+  float sum = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kCount; ++u) {
+    float vector_sum = term(Vector<T>::get(loaded[u], 0), shift);
+#pragma unroll
+    for (int e = 1; e < Vector<T>::kElements; ++e) {
+      vector_sum += term(Vector<T>::get(loaded[u], e), shift);
+    }
+    sum += vector_sum;
+  }
+  stats.sum += sum;
+}
+
 // The key of thread `tid` of the kThreads that read item `split` of the
 // `splits` of a row whose vocab dimension is contiguous, over its share of
 // the row. (`splits` is an argument, not p.splits, so that groups that read
@@ -133,9 +159,13 @@ struct BestVector {
 // side by side on an H100 (graph replay, L2-cold, 219 cells of batch 1-4096,
 // 3 runs alternating): 0.979x the time overall, 1.5-3.6% less at batch 1-64
 // and 0.1-1.6% less from batch 128 on (see docs/PERFORMANCE.md).
-template <int kThreads, class T>
+//
+// With kStats, `*stats` gets the pair of the same elements (the caller
+// starts it empty); the plain kernels pass nullptr.
+template <int kThreads, class T, bool kStats>
 __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, const Params& p,
-                                                   uint32_t splits, uint32_t split, int tid) {
+                                                   uint32_t splits, uint32_t split, int tid,
+                                                   RowStats* stats) {
   constexpr int kElems = Vector<T>::kElements;
   static_assert(kThreads >= kElems, "the tail takes one thread per element");
   static_assert(2 * kThreads * sizeof(T) >= 128, "the head takes at most two elements a thread");
@@ -187,6 +217,8 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
       greatest[u] = Vector<T>::greatest(loaded[u]);
       at[u] = head + (strip + u * stride + tid) * kElems;
     }
+    // Before the tree below, which overwrites the vectors it passes over.
+    if constexpr (kStats) add_vectors<T>(*stats, loaded, greatest);
 #pragma unroll
     for (int width = 1; width < kUnroll; width *= 2) {
 #pragma unroll
@@ -211,26 +243,44 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const uint32_t v = strip + u * stride + tid;
-      if (v < vectors) best.visit(loaded[u], head + v * kElems);
+      if (v < vectors) {
+        best.visit(loaded[u], head + v * kElems);
+        if constexpr (kStats) {
+          const uint4 one[1] = {loaded[u]};
+          const float greatest[1] = {Vector<T>::greatest(loaded[u])};
+          add_vectors<T>(*stats, one, greatest);
+        }
+      }
     }
   }
   Key k = best.key(first < vectors);
 
   if (has_head) k = max_key(k, make_key(Vector<T>::scalar(row + tid), tid));
+  if constexpr (kStats) {
+    if (has_head) *stats = add_element(*stats, Vector<T>::scalar(row + tid));
+  }
   // Groups of 32 threads reading 16-bit rows: up to 63 head elements.
   if constexpr (kThreads < 128 / sizeof(T)) {
     const uint32_t second = tid + kThreads;
     if (first_item && second < head) k = max_key(k, make_key(Vector<T>::scalar(row + second), second));
+    if constexpr (kStats) {
+      if (first_item && second < head) {
+        *stats = add_element(*stats, Vector<T>::scalar(row + second));
+      }
+    }
   }
   if (has_tail) k = max_key(k, make_key(Vector<T>::scalar(row + tail_index), tail_index));
+  if constexpr (kStats) {
+    if (has_tail) *stats = add_element(*stats, Vector<T>::scalar(row + tail_index));
+  }
   return k;
 }
 
 // The same for a row whose vocab dimension has a stride other than 1: one
 // element at a time.
-template <int kThreads, class T>
+template <int kThreads, class T, bool kStats>
 __device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const Params& p,
-                                                uint32_t split, int tid) {
+                                                uint32_t split, int tid, RowStats* stats) {
   const uint64_t begin64 = static_cast<uint64_t>(split) * p.units_per_split;
   const uint64_t end64 = begin64 + p.units_per_split;
   const uint32_t end = static_cast<uint32_t>(end64 < p.vocab ? end64 : p.vocab);
@@ -238,7 +288,9 @@ __device__ __forceinline__ Key strided_item_key(const T* __restrict__ row, const
   RunningMax acc;
   acc.start(first);
   for (uint32_t i = first; i < end; i += kThreads) {
-    acc.visit(Vector<T>::scalar(row + static_cast<int64_t>(i) * p.column_stride), i);
+    const float v = Vector<T>::scalar(row + static_cast<int64_t>(i) * p.column_stride);
+    acc.visit(v, i);
+    if constexpr (kStats) *stats = add_element(*stats, v);
   }
   return acc.key(first < end);
 }

@@ -3,7 +3,10 @@
 
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "greedy_key.h"
+#include "greedy_stats.h"
 
 namespace safe_greedy {
 namespace gpu {
@@ -33,6 +36,20 @@ struct Params {
   int64_t rows;                // the batch
   Combine combine;             // kNone exactly where splits == 1
 };
+
+// What the kernels compiled with the extra outputs (kStats) get: the same,
+// and more after it. (A Params of that size changed the plain kernels' sm_90
+// code, which must stay as it is.)
+struct OutputParams : Params {
+  ExtraOutputs outputs;
+  // [rows * splits]: each item's pair of a split row, packed by pack_stats()
+  // (greedy_gpu_stats.cuh); written before the item is counted in, so it
+  // needs no zeroing.
+  uint64_t* row_stats;
+};
+
+template <bool kStats>
+using KernelParams = typename std::conditional<kStats, OutputParams, Params>::type;
 
 }  // namespace gpu
 }  // namespace safe_greedy

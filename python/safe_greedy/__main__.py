@@ -5,7 +5,8 @@ For each device (the CPU, and the GPU when torch sees one):
   (a) the aiter failure matrix: the inputs that break aiter's greedy_sample,
       with what a model of that bug, torch.argmax and safe_greedy return;
   (b) random rows of random shapes, dtypes, layouts and values, and the
-      contract's edge cases, against torch.argmax;
+      contract's edge cases, against torch.argmax; the same with every extra
+      output (logprobs, logsumexp, valid, fallback_token) against torch;
   (c) a short speed table against torch.argmax (``--no-speed`` skips it).
 
 Exits with status 1 if any correctness check failed.
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
         failures += selfcheck.failure_matrix(device, log=_log)
         _log("(b) random rows against torch.argmax")
         failures += selfcheck.random_checks(device, cases=args.cases, log=_log)
+        failures += selfcheck.outputs_checks(device, cases=max(1, args.cases // 3), log=_log)
         if not args.no_speed:
             _log("(c) speed against torch.argmax")
             try:

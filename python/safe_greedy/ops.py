@@ -1,34 +1,92 @@
-"""The Python face of torch.ops.safe_greedy.greedy_sample."""
+"""The Python face of torch.ops.safe_greedy.greedy_sample and greedy_sample_outputs."""
+
+from typing import NamedTuple, Optional
 
 import torch
 
 from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
 
 
-def greedy_sample(out: torch.Tensor, logits: torch.Tensor) -> None:
+def greedy_sample(
+    out: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    logprobs: Optional[torch.Tensor] = None,
+    logsumexp: Optional[torch.Tensor] = None,
+    valid: Optional[torch.Tensor] = None,
+    fallback_token: Optional[int] = None,
+) -> None:
     """Write ``torch.argmax(logits[r])`` into ``out[r]`` for every row ``r``.
 
     ``logits`` is ``[batch, vocab]`` float32, float16 or bfloat16 with any
     strides; ``out`` is ``[batch]`` int32 or int64 on the same device. The first
     NaN of a row wins; otherwise the lowest index of the maximum (``-0.0`` ties
     ``+0.0``). Every result lies in ``[0, vocab)``. On bad input it raises and
-    leaves ``out`` untouched.
+    leaves every output untouched.
+
+    From the same read of the logits, where given (each ``[batch]``, on the
+    logits' device, any stride):
+
+    - ``logprobs`` (float32): ``log_softmax(logits[r].float())[out[r]]``;
+    - ``logsumexp`` (float32): ``logsumexp(logits[r].float())``;
+    - ``valid`` (bool): the row holds no NaN and its maximum is above ``-inf``;
+    - ``fallback_token`` (an int in ``[0, vocab)``): written to ``out[r]`` for
+      the rows that are not valid, instead of torch's answer for them.
+
+    NaN and infinities as torch gives them: a row with a NaN has NaN
+    ``logsumexp``, one with a ``+inf`` ``+inf``, an all ``-inf`` row ``-inf``;
+    ``logprobs`` is NaN for those rows.
     """
     _require_tensor("greedy_sample(): out", out)
     _require_tensor("greedy_sample(): logits", logits)
-    torch.ops.safe_greedy.greedy_sample(out, logits)
+    if logprobs is None and logsumexp is None and valid is None and fallback_token is None:
+        torch.ops.safe_greedy.greedy_sample(out, logits)
+    else:
+        _require_optional_tensor("greedy_sample(): logprobs", logprobs)
+        _require_optional_tensor("greedy_sample(): logsumexp", logsumexp)
+        _require_optional_tensor("greedy_sample(): valid", valid)
+        _require_optional_int("greedy_sample(): fallback_token", fallback_token)
+        torch.ops.safe_greedy.greedy_sample_outputs(out, logits, logprobs, logsumexp, valid, fallback_token)
 
 
-def argmax(logits: torch.Tensor) -> torch.Tensor:
-    """``torch.argmax(logits, -1)`` for ``[..., vocab]`` logits, as int64.
+class Greedy(NamedTuple):
+    """What :func:`greedy` returns, one entry per row."""
 
-    A 0-D tensor is one row of one element, as for torch: the answer is 0.
+    token_ids: torch.Tensor  # int64
+    logprobs: torch.Tensor  # float32
+    logsumexp: torch.Tensor  # float32
+    valid: torch.Tensor  # bool
+
+
+def greedy(logits: torch.Tensor, *, fallback_token: Optional[int] = None) -> Greedy:
+    """Every output of :func:`greedy_sample` for ``[..., vocab]`` logits, from one read.
+
+    ``token_ids`` is ``torch.argmax(logits, -1)`` as int64 (``fallback_token``
+    instead for the rows that are not valid, when given), ``logprobs`` the
+    chosen tokens' log-probabilities, ``logsumexp`` the rows' logsumexp,
+    ``valid`` whether each row holds no NaN and a maximum above ``-inf``.
     """
-    _require_tensor("argmax(): logits", logits)
+    rows, leading = _as_rows("greedy(): logits", logits)
+    _require_optional_int("greedy(): fallback_token", fallback_token)
+    n = rows.shape[0]
+    token_ids = rows.new_empty(n, dtype=torch.int64)
+    logprobs = rows.new_empty(n, dtype=torch.float32)
+    logsumexp = rows.new_empty(n, dtype=torch.float32)
+    valid = rows.new_empty(n, dtype=torch.bool)
+    torch.ops.safe_greedy.greedy_sample_outputs(token_ids, rows, logprobs, logsumexp, valid, fallback_token)
+    return Greedy(
+        token_ids.reshape(leading), logprobs.reshape(leading), logsumexp.reshape(leading), valid.reshape(leading)
+    )
+
+
+def _as_rows(what: str, logits: torch.Tensor):
+    """``logits`` as ``[rows, vocab]`` and the leading shape of the results.
+
+    A 0-D tensor is one row of one element, as for torch.argmax.
+    """
+    _require_tensor(what, logits)
     if logits.dim() == 0:
-        out = logits.new_empty(1, dtype=torch.int64)
-        torch.ops.safe_greedy.greedy_sample(out, logits.reshape(1, 1))
-        return out.reshape(())
+        return logits.reshape(1, 1), ()
     if logits.shape[-1] == 0:
         # Checked here: flattening the leading dimensions of an empty tensor
         # would fail first, with a message about reshaping. IndexError, as
@@ -39,6 +97,15 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
         )
     leading = logits.shape[:-1]
     rows = logits.reshape(-1, logits.shape[-1]) if logits.dim() != 2 else logits
+    return rows, leading
+
+
+def argmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.argmax(logits, -1)`` for ``[..., vocab]`` logits, as int64.
+
+    A 0-D tensor is one row of one element, as for torch: the answer is 0.
+    """
+    rows, leading = _as_rows("argmax(): logits", logits)
     # new_empty, not torch.empty: under torch.vmap it makes one out per call.
     out = rows.new_empty(rows.shape[0], dtype=torch.int64)
     torch.ops.safe_greedy.greedy_sample(out, rows)
@@ -49,6 +116,18 @@ def _require_tensor(what: str, value) -> None:
     # TypeError, as torch's own functions raise for a list or None.
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{what} must be a Tensor, not {type(value).__name__}")
+
+
+def _require_optional_tensor(what: str, value) -> None:
+    if value is not None:
+        _require_tensor(what, value)
+
+
+def _require_optional_int(what: str, value) -> None:
+    # bool is an int to Python but not a token id; a SymInt is what
+    # torch.compile may pass for an int.
+    if value is not None and (not isinstance(value, (int, torch.SymInt)) or isinstance(value, bool)):
+        raise TypeError(f"{what} must be an int or None, not {type(value).__name__}")
 
 
 _LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -78,22 +157,51 @@ def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
         logits.shape[1] <= _MAX_VOCAB,
         lambda: f"greedy_sample: vocab must be at most 2^31 - 1, got {logits.shape[1]}",
     )
-    torch._check(out.dim() == 1, lambda: f"greedy_sample: out must be 1-D [batch], got a {out.dim()}-D tensor")
+    _check_output(out, "out", logits, _OUT_DTYPES, "int32 or int64")
+
+
+def _check_output(t: torch.Tensor, name: str, logits: torch.Tensor, dtypes, dtype_text: str) -> None:
+    torch._check(t.dim() == 1, lambda: f"greedy_sample: {name} must be 1-D [batch], got a {t.dim()}-D tensor")
     torch._check(
-        out.shape[0] == logits.shape[0],
-        lambda: f"greedy_sample: out must have one entry per row of logits ({logits.shape[0]}), got {out.shape[0]}",
+        t.shape[0] == logits.shape[0],
+        lambda: f"greedy_sample: {name} must have one entry per row of logits ({logits.shape[0]}), got {t.shape[0]}",
     )
+    torch._check(t.dtype in dtypes, lambda: f"greedy_sample: {name} must be {dtype_text}, got {t.dtype}")
     torch._check(
-        out.dtype in _OUT_DTYPES, lambda: f"greedy_sample: out must be int32 or int64, got {out.dtype}"
+        t.device == logits.device,
+        lambda: f"greedy_sample: {name} must be on the logits' device ({logits.device}), got {t.device}",
     )
-    torch._check(
-        out.device == logits.device,
-        lambda: f"greedy_sample: out must be on the logits' device ({logits.device}), got {out.device}",
-    )
-    # A 1-D out overlaps itself only when several entries share stride 0. The
-    # stride is tested first: it is a plain number for any out made by
+    # A 1-D output overlaps itself only when several entries share stride 0.
+    # The stride is tested first: it is a plain number for any output made by
     # torch.empty, so a symbolic batch gets no guard from this check.
     torch._check(
-        out.stride(0) != 0 or out.shape[0] <= 1,
-        lambda: f"greedy_sample: out has overlapping entries (stride {out.stride(0)}); every row needs its own slot",
+        t.stride(0) != 0 or t.shape[0] <= 1,
+        lambda: f"greedy_sample: {name} has overlapping entries (stride {t.stride(0)}); every row needs its own slot",
     )
+
+
+@torch.library.register_fake("safe_greedy::greedy_sample_outputs")
+def _greedy_sample_outputs_fake(
+    out: torch.Tensor,
+    logits: torch.Tensor,
+    logprobs: Optional[torch.Tensor],
+    logsumexp: Optional[torch.Tensor],
+    valid: Optional[torch.Tensor],
+    fallback_token: Optional[int],
+) -> None:
+    # As _greedy_sample_fake, for the extra outputs too (check_greedy_outputs_args).
+    _greedy_sample_fake(out, logits)
+    for t, name, dtype, text in (
+        (logprobs, "logprobs", torch.float32, "float32"),
+        (logsumexp, "logsumexp", torch.float32, "float32"),
+        (valid, "valid", torch.bool, "bool"),
+    ):
+        if t is not None:
+            _check_output(t, name, logits, (dtype,), text)
+    if fallback_token is not None:
+        vocab = logits.shape[1]
+        torch._check_value(
+            0 <= fallback_token < vocab,
+            lambda: f"greedy_sample: fallback_token must be a token id in [0, vocab) = [0, {vocab}), "
+            f"got {fallback_token}",
+        )

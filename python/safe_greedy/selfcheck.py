@@ -358,3 +358,74 @@ def _graph_check(device: torch.device, log) -> int:
         del graph
     log(f"    CUDA graph replay: {12 - failed}/12 PASS")
     return failed
+
+
+# ---------------------------------------------------------------------------
+# (b, continued) the extra outputs: logprobs, logsumexp, valid, fallback_token
+
+
+def _outputs_reference(x: torch.Tensor, fallback: Optional[int]):
+    """torch's token, log-probability, logsumexp and validity of each row."""
+    xf = x.float()
+    valid = ~torch.isnan(xf).any(-1) & (xf.amax(-1) > float("-inf"))
+    token = torch.argmax(x, -1)
+    if fallback is not None:
+        token = torch.where(valid, token, torch.full_like(token, fallback))
+    logprobs = torch.log_softmax(xf, -1).gather(-1, token[:, None])[:, 0]
+    return token, logprobs, torch.logsumexp(xf, -1), valid
+
+
+def _close_like_torch(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """Per row: the same NaN or infinity as torch, or within 2e-5 * max(1, |torch|)."""
+    nan = torch.isnan(want)
+    inf = torch.isinf(want)
+    near = (got.double() - want.double()).abs() <= 2e-5 * want.double().abs().clamp(min=1)
+    return torch.where(nan, torch.isnan(got), torch.where(inf, got == want, near))
+
+
+def outputs_checks(device: torch.device, cases: int = 100, seed: int = 1, log=print) -> int:
+    """Random rows with every extra output against torch's log_softmax,
+    logsumexp and isnan/amax; returns the number of failed cases."""
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    failed = 0
+    failures: List[str] = []
+    big = device.type == "cuda"
+    for case in range(cases):
+        dtype = rng.choice(_DTYPES)
+        kind = rng.choice(_KINDS)
+        layout = rng.choice(_LAYOUTS)
+        vocab = rng.choice(_LARGE_VOCABS) if rng.random() < (0.3 if big else 0.1) else rng.choice(_SMALL_VOCABS)
+        batch = rng.choice([1, 2, 3, 5, 8] + ([600] if big and vocab < 70000 else []))
+        values = _values(batch, vocab, kind, rng, gen)
+        if rng.random() < 0.3:
+            # A fully masked row, with a few finite entries or none.
+            row = rng.randrange(batch)
+            values[row] = float("-inf")
+            for _ in range(rng.choice([0, 1, 3])):
+                values[row, rng.randrange(vocab)] = rng.choice([-3.0, 0.0, 2e4])
+        x = _layout(values.to(dtype), layout, rng, device)
+        fallback = rng.choice([None, 0, vocab - 1])
+        out = torch.full((batch,), -7, dtype=rng.choice([torch.int32, torch.int64]), device=device)
+        logprobs = torch.empty(batch, device=device)
+        logsumexp = torch.empty(batch, device=device)
+        valid = torch.empty(batch, dtype=torch.bool, device=device)
+        greedy_sample(out, x, logprobs=logprobs, logsumexp=logsumexp, valid=valid, fallback_token=fallback)
+        token, lp, lse, ok = _outputs_reference(x, fallback)
+        bad = {
+            "token": int((out.long() != token).sum()),
+            "valid": int((valid != ok).sum()),
+            "logprobs": int((~_close_like_torch(logprobs, lp)).sum()),
+            "logsumexp": int((~_close_like_torch(logsumexp, lse)).sum()),
+        }
+        if any(bad.values()):
+            failed += 1
+            if len(failures) < 10:
+                wrong = ", ".join(f"{k} {v}" for k, v in bad.items() if v)
+                failures.append(f"case {case}: {kind}, {layout}, {dtype}, [{batch}, {vocab}], "
+                                f"fallback {fallback}: rows wrong: {wrong}")
+    log(f"    outputs: {cases - failed}/{cases} cases PASS (logprobs, logsumexp, valid, fallback_token "
+        "against torch)")
+    for line in failures:
+        log(f"    FAIL {line}")
+    return failed

@@ -151,6 +151,35 @@ inline std::vector<uint32_t> special_fp32_bits() {
   };
 }
 
+// logsumexp of values in double, from its definition and torch's special
+// values: NaN if any NaN; +inf if any +inf; -inf if all are -inf (or none).
+inline double reference_logsumexp(const std::vector<float>& v) {
+  const double inf = std::numeric_limits<double>::infinity();
+  bool nan = false, pos_inf = false;
+  double max = -inf;
+  for (float x : v) {
+    nan |= std::isnan(x);
+    pos_inf |= static_cast<double>(x) == inf;
+    if (!std::isnan(x) && x > max) max = x;
+  }
+  if (nan) return std::nan("");
+  if (pos_inf) return inf;
+  if (max == -inf) return max;
+  double sum = 0;
+  for (float x : v) sum += std::exp(static_cast<double>(x) - max);
+  return max + std::log(sum);
+}
+
+// Whether a float32 statistic agrees with its double reference: the same NaN
+// or infinity, or within 2e-6 relative to max(1, |reference|), well inside
+// the 2e-5 the outputs promise against torch's float32 (which is itself a
+// few 1e-6 off in log_softmax).
+inline bool agrees_with_reference(double got, double want) {
+  if (std::isnan(want)) return std::isnan(got);
+  if (std::isinf(want)) return got == want;
+  return std::fabs(got - want) <= 2e-6 * std::fmax(1.0, std::fabs(want));
+}
+
 // Deterministic on every platform: raw mt19937_64 output, no std distributions.
 class Rng {
  public:

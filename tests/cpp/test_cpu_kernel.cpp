@@ -1,7 +1,10 @@
 // The CPU kernel (safe_greedy::cpu::segment_key) against a naive scan that
 // applies torch's rule element by element, on random and adversarial rows of
 // every storage type, contiguous and strided, whole rows and sub-segments, in
-// the default mode and in flush-denormal mode.
+// the default mode and in flush-denormal mode; and its statistics
+// (cpu::segment with kStats) against logsumexp in double, in both modes (the
+// statistics read the values as they are, and a flushed subnormal moves a
+// logsumexp by less than the tolerance).
 #include <stdint.h>
 
 #include <cmath>
@@ -14,6 +17,7 @@
 #include "check.h"
 #include "greedy_cpu.h"
 #include "greedy_key.h"
+#include "greedy_stats.h"
 
 using safe_greedy::bf16_t;
 using safe_greedy::fp16_t;
@@ -118,6 +122,13 @@ Layout<T> lay_out(const std::vector<T>& values, int64_t stride, uint32_t begin, 
   return l;
 }
 
+template <class T>
+std::vector<float> widened(const std::vector<T>& values, uint32_t begin, uint32_t end) {
+  std::vector<float> w;
+  for (uint32_t i = begin; i < end; ++i) w.push_back(Format<T>::widen(values[i]));
+  return w;
+}
+
 uint64_t g_cases = 0;
 
 template <class T, bool kFlush>
@@ -149,6 +160,15 @@ void check_row_in_mode(const std::vector<T>& values, const std::string& what, te
       CHECK(got == want_key, "%s %s%s n=%u stride=%lld [%u,%u): key 0x%016llX, want 0x%016llX",
             Format<T>::kName, what.c_str(), mode, n, static_cast<long long>(stride), begin, end,
             static_cast<unsigned long long>(got), static_cast<unsigned long long>(want_key));
+      // With the statistics: the same key, and the segment's logsumexp.
+      const safe_greedy::cpu::SegmentResult with_stats =
+          safe_greedy::cpu::segment<T, true, kFlush>(l.row, stride, begin, end);
+      CHECK(with_stats.key == got);
+      const double want_lse = test::reference_logsumexp(widened(values, begin, end));
+      const float got_lse = safe_greedy::logsumexp_of(with_stats.stats);
+      CHECK(test::agrees_with_reference(got_lse, want_lse),
+            "%s %s%s n=%u stride=%lld [%u,%u): logsumexp %.9g, want %.17g", Format<T>::kName,
+            what.c_str(), mode, n, static_cast<long long>(stride), begin, end, got_lse, want_lse);
     }
     // The launcher's way: cut [0, n) into segments, max their keys.
     if (n >= 2) {
@@ -156,11 +176,19 @@ void check_row_in_mode(const std::vector<T>& values, const std::string& what, te
       const uint32_t cuts = 1 + static_cast<uint32_t>(rng.below(5));
       const uint32_t per = (n + cuts - 1) / cuts;
       Key combined = safe_greedy::kEmptyKey;
+      safe_greedy::RowStats stats = safe_greedy::empty_stats();
       for (uint32_t first = 0; first < n; first += per) {
         const uint32_t last = first + per < n ? first + per : n;
         combined = safe_greedy::max_key(
             combined, safe_greedy::cpu::segment_key<T, kFlush>(l.row, stride, first, last));
+        stats = safe_greedy::combine_stats(
+            stats, safe_greedy::cpu::segment<T, true, kFlush>(l.row, stride, first, last).stats);
       }
+      const double want_lse = test::reference_logsumexp(widened(values, 0, n));
+      CHECK(test::agrees_with_reference(safe_greedy::logsumexp_of(stats), want_lse),
+            "%s %s%s n=%u stride=%lld in %u segments: logsumexp %.9g, want %.17g",
+            Format<T>::kName, what.c_str(), mode, n, static_cast<long long>(stride), cuts,
+            safe_greedy::logsumexp_of(stats), want_lse);
       const uint32_t want = naive_argmax<T, kFlush>(l.row, stride, 0, n);
       CHECK(safe_greedy::key_index(combined) == want,
             "%s %s%s n=%u stride=%lld in %u segments: index %u, torch rule says %u",

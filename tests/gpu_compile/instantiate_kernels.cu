@@ -10,9 +10,12 @@
 namespace safe_greedy {
 namespace gpu {
 
-#define SAFE_GREEDY_INSTANTIATE(kThreads, kRowThreads, T, OutT, kContiguous) \
-  template __global__ void greedy_sample_kernel<kThreads, kRowThreads, T, OutT, kContiguous>( \
-      const Params p);
+// Each kernel plain and with the extra outputs (kStats).
+#define SAFE_GREEDY_INSTANTIATE(kThreads, kRowThreads, T, OutT, kContiguous)                    \
+  template __global__ void greedy_sample_kernel<kThreads, kRowThreads, T, OutT, kContiguous, false>( \
+      const Params p);                                                                          \
+  template __global__ void greedy_sample_kernel<kThreads, kRowThreads, T, OutT, kContiguous, true>(  \
+      const OutputParams p);
 
 #define SAFE_GREEDY_INSTANTIATE_T(kThreads, T)                   \
   SAFE_GREEDY_INSTANTIATE(kThreads, kThreads, T, int32_t, true)  \
