@@ -79,3 +79,48 @@ def test_vmap_under_torch_compile():
     x = stacked_rows(4, 3, 1000, torch.bfloat16, "cpu")
     compiled = torch.compile(lambda t: torch.vmap(safe_greedy.argmax)(t), fullgraph=True)
     assert torch.equal(compiled(x), torch.argmax(x, -1))
+
+
+def assert_same_outputs(got, want):
+    for name, a, b in zip(safe_greedy.Greedy._fields, got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        if a.dtype == torch.float32:
+            # A GPU may split the rows of a call of another batch size
+            # differently, which sums in another order.
+            torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5, equal_nan=True, msg=name)
+        else:
+            assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("dtype", LOGIT_DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_vmap_greedy(device, dtype):
+    x = stacked_rows(4, 3, 4099, dtype, device)
+    assert_same_outputs(torch.vmap(safe_greedy.greedy)(x), safe_greedy.greedy(x))
+    fallback = lambda t: safe_greedy.greedy(t, fallback_token=7)  # noqa: E731
+    want = safe_greedy.greedy(x.transpose(0, 1), fallback_token=7)
+    assert_same_outputs(torch.vmap(fallback, in_dims=1)(x), want)
+    assert_same_outputs(torch.vmap(torch.vmap(fallback))(x), safe_greedy.greedy(x, fallback_token=7))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_vmap_in_place_extra_outputs(device):
+    x = stacked_rows(5, 3, 1000, torch.float32, device)
+    want = safe_greedy.greedy(x, fallback_token=2)
+
+    def sample(out, logprobs, valid, logits):
+        safe_greedy.greedy_sample(out, logits, logprobs=logprobs, valid=valid, fallback_token=2)
+        return out
+
+    out = torch.full((3, 5), -1, dtype=torch.int32, device=device)  # a non-contiguous slice per call
+    logprobs = torch.full((5, 3), -1.0, device=device)
+    valid = torch.zeros((5, 3), dtype=torch.bool, device=device)
+    torch.vmap(sample, in_dims=(1, 0, 0, 0))(out, logprobs, valid, x)
+    assert torch.equal(out.t(), want.token_ids.int())
+    torch.testing.assert_close(logprobs, want.logprobs, rtol=2e-5, atol=2e-5, equal_nan=True)
+    assert torch.equal(valid, want.valid)
+    # An output shared by every call is refused before anything is written.
+    logprobs.fill_(-1.0)
+    with pytest.raises(RuntimeError, match="logprobs is not"):
+        torch.vmap(sample, in_dims=(1, None, 0, 0))(out, logprobs[0], valid, x)
+    assert bool((logprobs == -1.0).all())
