@@ -78,6 +78,32 @@ def check_flushed(logits: torch.Tensor) -> None:
     )
     # The same answer from the contract, so a torch quirk would show as such.
     assert torch.equal(expected, flushed_spec(logits))
+    check_flushed_outputs(logits, expected)
+
+
+def _assert_close(name: str, got: torch.Tensor, want: torch.Tensor) -> None:
+    # The documented tolerance; NaN and infinities exactly where torch has them.
+    assert torch.equal(got.isnan(), want.isnan()), name
+    finite = want.isfinite()
+    assert torch.equal(got[~finite & ~want.isnan()], want[~finite & ~want.isnan()]), name
+    error = (got[finite] - want[finite]).abs()
+    assert bool((error <= 2e-5 * want[finite].abs().clamp(min=1)).all()), (name, error.max().item())
+
+
+def check_flushed_outputs(logits: torch.Tensor, expected: torch.Tensor) -> None:
+    """greedy() in the mode: the token follows it; logsumexp and logprobs are
+    torch's on the calling thread within the documented tolerance (a flushed
+    subnormal moves them by less than 2^-126); valid does not depend on it."""
+    got = safe_greedy.greedy(logits)
+    assert torch.equal(got.token_ids, expected)
+    with threads(1):
+        wide = logits.float()
+        logsumexp = torch.logsumexp(wide, -1)
+        logprobs = torch.log_softmax(wide, -1).gather(-1, expected[:, None])[:, 0]
+    _assert_close("logsumexp", got.logsumexp, logsumexp)
+    _assert_close("logprobs", got.logprobs, logprobs)
+    valid = ~logits.isnan().any(-1) & (wide.amax(-1) > float("-inf"))
+    assert torch.equal(got.valid, valid)
 
 
 def negative_subnormal_rows(batch: int, vocab: int, dtype: torch.dtype, zero_at: int) -> torch.Tensor:
