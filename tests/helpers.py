@@ -435,3 +435,24 @@ def assert_only_out_written(buffer: torch.Tensor, out: torch.Tensor) -> None:
     others = buffer[mask].cpu()
     written = (others != SENTINEL).nonzero().flatten().tolist()
     assert not written, f"slots outside out were written: {written[:16]} -> {others[written[:16]].tolist()}"
+
+
+def _refusal(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001  (the type is what is compared)
+        return type(error)
+    return None
+
+
+def kernel_refusal_shared_by_fake(op, make_args):
+    """The exception type the CPU kernel raises for ``op(*make_args(device))``
+    (None if it accepts), after checking that meta tensors and FakeTensorMode
+    give the same."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    real = _refusal(lambda: op(*make_args("cpu")))
+    assert _refusal(lambda: op(*make_args("meta"))) is real
+    with FakeTensorMode():
+        assert _refusal(lambda: op(*make_args("cpu"))) is real
+    return real

@@ -16,10 +16,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 import safe_greedy
-from helpers import DEVICE_PARAMS, SENTINEL, make_rows, place, requires_cuda, scaled_examples
+from helpers import (
+    DEVICE_PARAMS,
+    SENTINEL,
+    kernel_refusal_shared_by_fake,
+    make_rows,
+    place,
+    requires_cuda,
+    scaled_examples,
+)
 from test_outputs import check_outputs
 
 OP = torch.ops.safe_greedy.greedy_sample_outputs.default
@@ -225,14 +232,6 @@ def test_opcheck(device, dtype, out_dtype, layout, given_names, fallback):
                   fallback)  # fmt: skip
 
 
-def _refusal(fn):
-    try:
-        fn()
-    except Exception as error:  # noqa: BLE001  (the type is what is compared)
-        return type(error)
-    return None
-
-
 OUTPUT_DTYPES_ANY = [torch.float32, torch.float64, torch.bool, torch.uint8, torch.int64]
 
 
@@ -254,10 +253,7 @@ def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(batch, vocab, shape
         return (torch.zeros(batch, dtype=torch.int64, device=device), torch.zeros(batch, vocab, device=device),
                 *extra, fallback)  # fmt: skip
 
-    real = _refusal(lambda: OP(*make("cpu")))
-    assert _refusal(lambda: OP(*make("meta"))) is real
-    with FakeTensorMode():
-        assert _refusal(lambda: OP(*make("cpu"))) is real
+    kernel_refusal_shared_by_fake(OP, make)
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import safe_greedy
-from helpers import DEVICE_PARAMS, SENTINEL, assert_argmax_result, make_rows, place, scaled_examples
+from helpers import (
+    DEVICE_PARAMS,
+    SENTINEL,
+    assert_argmax_result,
+    kernel_refusal_shared_by_fake,
+    make_rows,
+    place,
+    scaled_examples,
+)
 
 OP = torch.ops.safe_greedy.greedy_sample.default
 
@@ -89,32 +97,14 @@ BAD_ARGUMENTS = {
 }
 
 
-def _refusal(call):
-    try:
-        call()
-    except Exception as error:  # noqa: BLE001  (the type is what is compared)
-        return type(error)
-    return None
-
-
-def _kernel_refusal_shared_by_fake(make_args):
-    """The exception type the CPU kernel raises for ``OP(*make_args(device))``
-    (None if it accepts), after checking that meta tensors and FakeTensorMode
-    give the same."""
-    real = _refusal(lambda: OP(*make_args("cpu")))
-    assert _refusal(lambda: OP(*make_args("meta"))) is real
-    with FakeTensorMode():
-        assert _refusal(lambda: OP(*make_args("cpu"))) is real
-    return real
-
-
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
 def test_fake_kernel_refuses_what_the_kernel_refuses(case):
     # The same refusal, and the same exception type, from the CPU kernel, from
     # meta tensors and under FakeTensorMode: tracing must not accept a call
     # that would fail when run.
     (out_shape, out_dtype), (logits_shape, logits_dtype) = BAD_ARGUMENTS[case]
-    real = _kernel_refusal_shared_by_fake(
+    real = kernel_refusal_shared_by_fake(
+        OP,
         lambda device: (
             torch.empty(out_shape, dtype=out_dtype, device=device),
             torch.empty(logits_shape, dtype=logits_dtype, device=device),
@@ -138,7 +128,8 @@ def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(logits_shape, logit
     # Any ranks, sizes (empty ones included) and dtypes: the fake kernel, on
     # meta tensors and under FakeTensorMode, accepts exactly what the CPU
     # kernel accepts, and refuses the rest with the same exception type.
-    _kernel_refusal_shared_by_fake(
+    kernel_refusal_shared_by_fake(
+        OP,
         lambda device: (
             torch.zeros(out_shape, dtype=out_dtype, device=device),
             torch.zeros(logits_shape, dtype=logits_dtype, device=device),
@@ -150,7 +141,8 @@ def test_fake_kernel_agrees_with_the_kernel_on_any_arguments(logits_shape, logit
 def test_fake_kernel_agrees_on_an_expanded_out(rows):
     # Stride 0: one slot for every row, which the kernels refuse for more than
     # one row; meta and fake tensors must agree.
-    real = _kernel_refusal_shared_by_fake(
+    real = kernel_refusal_shared_by_fake(
+        OP,
         lambda device: (
             torch.zeros(1, dtype=torch.int64, device=device).expand(rows),
             torch.zeros(rows, 5, device=device),
