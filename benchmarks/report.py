@@ -67,13 +67,13 @@ OUTPUT_CONTENDERS = ("safe_greedy_outputs", "torch_composed", "torch_logprobs")
 
 
 def _has_outputs(cells: List[Dict]) -> bool:
-    return any(_primary(c, "safe_greedy_outputs") is not None for c in cells)
+    return any(cell_time_us(c, "safe_greedy_outputs") is not None for c in cells)
 
 
 def _outputs_text(cell: Optional[Dict]) -> str:
     if cell is None:
         return ""
-    t = _primary(cell, "safe_greedy_outputs")
+    t = cell_time_us(cell, "safe_greedy_outputs")
     if t is None:
         return "-"
     o = cell.get("outputs") or {}
@@ -101,7 +101,7 @@ def _outputs_section(results: Dict, gpu: bool) -> List[str]:
     if gpu:
         target = results.get("target", {"slack": 1.10, "fixed_us": 2.5})
         met = sum(1 for o in out if o.get("meets_target"))
-        timed = sum(1 for c in cells if _primary(c, "safe_greedy_outputs") is not None)
+        timed = sum(1 for c in cells if cell_time_us(c, "safe_greedy_outputs") is not None)
         lines.append(f"- Cells with time <= {target['slack']:.2f} x bytes / bandwidth + {target['fixed_us']} us: "
                      f"{met} of {timed}.")
     lines.append("")
