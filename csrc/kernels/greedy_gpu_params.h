@@ -42,9 +42,9 @@ struct Params {
 // code, which must stay as it is.)
 struct OutputParams : Params {
   ExtraOutputs outputs;
-  // [rows * splits]: each item's pair of a split row, packed by pack_stats()
-  // (greedy_gpu_stats.cuh); written before the item is counted in, so it
-  // needs no zeroing.
+  // [slots]: a pair per item of a split row (slot row * splits + split,
+  // whatever the combine), packed by pack_stats() (greedy_gpu_stats.cuh);
+  // written before the item is counted in, so it needs no zeroing.
   uint64_t* row_stats;
 };
 
