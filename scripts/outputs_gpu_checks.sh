@@ -53,7 +53,7 @@ python3 -c "import safe_greedy, torch; assert torch.ops.safe_greedy.greedy_sampl
 
 # The extra outputs' GPU tests (their CPU halves pass without a GPU).
 step test-outputs 120 python3 -m pytest tests/test_outputs.py tests/test_outputs_op.py \
-  tests/test_outputs_gpu.py -q -p no:cacheprovider -m gpu
+  tests/test_outputs_gpu.py tests/test_vmap.py -q -p no:cacheprovider -m gpu
 
 # Under the sanitizers: split rows (collected and fenced combines), one
 # block per row, rows sharing a block, graph replay, all with every output.

@@ -75,8 +75,13 @@ def assert_close_to_torch(name, got, want32, want64, logits):
     bad.append(("infinity unlike torch's", inf & (got != want32)))
     finite = ~nan & ~inf
     err32 = (got.double() - want32.double()).abs()
-    bad.append(("far from torch's float32", finite & ~(err32 <= TORCH_TOLERANCE * want32.double().abs().clamp(min=1))))
     err64 = (got.double() - want64).abs()
+    # torch's float32 sum drifts with the row's length (7e-4 off the float64
+    # value at -14.55 for 2.1 million bf16 logits): a value closer to the
+    # float64 result than torch's own is not held to torch's.
+    torch_err64 = (want32.double() - want64).abs()
+    near_torch = err32 <= TORCH_TOLERANCE * want32.double().abs().clamp(min=1)
+    bad.append(("far from torch's float32", finite & ~near_torch & ~(err64 <= torch_err64)))
     bad.append(("far from the float64 result", finite & ~(err64 <= FLOAT64_TOLERANCE * want64.abs().clamp(min=1))))
     for what, rows in bad:
         rows = rows.nonzero().flatten().tolist()
