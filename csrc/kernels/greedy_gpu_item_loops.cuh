@@ -192,19 +192,20 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   if (has_head) prefetch_l2(row + tid);
   if (has_tail) prefetch_l2(row + tail_index);
 
-  // Vectors between one of this item's strips and its next. An iteration
-  // reads kUnroll strips, and visits their vectors in increasing index order.
-  const uint32_t stride = splits * kThreads;
-  const uint32_t first = split * kThreads + tid;
+  // The item's strips and iterations (greedy_row_layout.h). An iteration
+  // visits its vectors in increasing index order.
+  const ItemStrips item = item_strips<kThreads>(vectors, splits, split);
+  const uint32_t first = SG_STRIP_VECTOR(item, item.first_strip, 0, tid);
   BestVector<T> best;
   best.start(head + first * kElems);
-  // Whole iterations, tested on the block's first strip so that the test is
-  // the same in every thread: every load in range, no checks.
-  uint32_t strip = split * kThreads;
-  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+  // Whole iterations: every load in range, no checks.
+  uint32_t strip = item.first_strip;
+  for (; SG_WHOLE_ITERATION(item, strip); strip += SG_ITERATION_STEP(item)) {
     uint4 loaded[kUnroll];
+    // Vector SG_STRIP_VECTOR(item, strip, u, tid), added to the pointer a
+    // term at a time (summed in 32 bits first, it compiles differently).
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * stride + tid);
+    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * item.stride + tid);
     // The iteration's best vector by a pairwise tree, the lower index of each
     // pair on the left, then one comparison with the kept vector. Visited
     // one by one instead, the kernels of one item a block took 40 registers
@@ -215,7 +216,7 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       greatest[u] = Vector<T>::greatest(loaded[u]);
-      at[u] = head + (strip + u * stride + tid) * kElems;
+      at[u] = head + SG_STRIP_VECTOR(item, strip, u, tid) * kElems;
     }
     // Before the tree below, which overwrites the vectors it passes over.
     if constexpr (kStats) add_vectors<T>(*stats, loaded, greatest);
@@ -233,17 +234,17 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
     best.visit(loaded[0], greatest[0], at[0]);
   }
   // The last, partial iteration: each load predicated on its index.
-  if (strip < vectors) {
+  if (strip < item.vectors) {
     uint4 loaded[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t v = strip + u * stride + tid;
-      loaded[u] = load_vector_if(vec + v, v < vectors);
+      const uint32_t v = SG_STRIP_VECTOR(item, strip, u, tid);
+      loaded[u] = load_vector_if(vec + v, v < item.vectors);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t v = strip + u * stride + tid;
-      if (v < vectors) {
+      const uint32_t v = SG_STRIP_VECTOR(item, strip, u, tid);
+      if (v < item.vectors) {
         best.visit(loaded[u], head + v * kElems);
         if constexpr (kStats) {
           const uint4 one[1] = {loaded[u]};
