@@ -26,7 +26,8 @@ namespace {
 
 // The least work, in bytes of logits, that a thread is started for: less
 // than that runs faster on the calling thread than it takes to wake another.
-// Work below it opens no parallel region.
+// Work below it opens no parallel region. See "CPU, 2026-12-05: small calls on
+// the calling thread" in docs/PERFORMANCE.md.
 constexpr int64_t kGrainBytes = 32768;
 // Below this many elements a row segment is not worth a thread of its own.
 constexpr int64_t kMinSegment = 16384;

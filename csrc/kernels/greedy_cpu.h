@@ -263,9 +263,8 @@ inline bool block_has_lane(const T* __restrict__ p, typename Lanes<T>::lane_t la
 // fp32 blocks tested in the float domain, one vector compare per four
 // elements instead of the integer image. Pass two runs only on chunks without
 // a NaN, and for floats that are not NaN, equal lanes means IEEE-equal values
-// (-0.0 and +0.0 share lane 0 and compare equal). On the 2-core CI-class CPU,
-// side by side: 0-5.5% less time for fp32 at batch 16 and 256
-// (docs/PERFORMANCE.md).
+// (-0.0 and +0.0 share lane 0 and compare equal). Less time for fp32 (see
+// "CPU, 2026-11-28, 1131e17" in docs/PERFORMANCE.md).
 template <bool kFlushSubnormals>
 inline bool block_has_lane_f32(const float* __restrict__ p, int32_t lane) {
   typedef f32x4 f4;

@@ -230,8 +230,8 @@ __global__ void SAFE_GREEDY_LAUNCH_BOUNDS(kThreads, kRowThreads == kThreads ? 0 
     greedy_sample_kernel(const KernelParams<kStats> p) {
   static_assert(kRowThreads == kThreads || kContiguous, "only contiguous rows share a block");
   // No explicit trigger for the next grid: it starts as this one's blocks
-  // exit. Triggering at the start cost 2-9% at batch 256-1024 on an H100 (the
-  // next grid's waiting blocks hold slots); after the loads it was no faster.
+  // exit. An earlier trigger let the next grid's waiting blocks hold slots
+  // (see "276d298" and "Tried with PDL and dropped" in docs/PERFORMANCE.md).
   wait_for_previous_grid();
   if constexpr (kRowThreads == kThreads) {
     read_item<kThreads, T, OutT, kContiguous, kStats>(p);

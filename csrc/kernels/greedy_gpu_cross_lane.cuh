@@ -44,9 +44,9 @@ __device__ __forceinline__ bool any_in_warp(bool p) {
 __device__ __forceinline__ Key warp_max_key(Key k) {
 #if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   // Keys order by their high half, then their low half: two 32-bit warp
-  // reductions (REDUX) instead of five 64-bit shuffle rounds. 0.08-0.17 us
-  // less per launch at batch 1-128 on an H100, where each block's serial path
-  // is the latency.
+  // reductions (REDUX) instead of five 64-bit shuffle rounds, a shorter
+  // serial path for each block (see "6ee1a55: warp maximum with REDUX" in
+  // docs/PERFORMANCE.md).
   const uint32_t high = __reduce_max_sync(0xFFFFFFFFu, static_cast<uint32_t>(k >> 32));
   const uint32_t low_of_high = static_cast<uint32_t>(k >> 32) == high ? static_cast<uint32_t>(k) : 0u;
   const uint32_t low = __reduce_max_sync(0xFFFFFFFFu, low_of_high);

@@ -47,12 +47,10 @@ struct RunningMax {
 // running maximum. The vector's best element is found by a pairwise tree, the
 // lower index of each pair on the left, so replaces() keeps the ordering rule;
 // the dependent chain is then log2(kElements) + 1 comparisons long instead of
-// kElements, in no more instructions (fewer for sm_90): that chain is on the
-// latency path of the block whose loads return last. When this ran on every
-// vector, against visiting the elements in order (H100, side by side): fp32
-// from 1.1% less time to 0.2% more; bf16 from 1.4% less to 0.9% more (see
-// docs/PERFORMANCE.md). Contiguous rows now run it once per thread, on the
-// vector BestVector kept; strided rows never.
+// kElements, in no more instructions: that chain is on the latency path of
+// the block whose loads return last (see "f509384 and 45e7ba0" in
+// docs/PERFORMANCE.md). Contiguous rows run it once per thread, on the vector
+// BestVector kept; strided rows never.
 template <class T>
 __device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loaded, uint32_t first) {
   constexpr int kElems = Vector<T>::kElements;
@@ -79,12 +77,9 @@ __device__ __forceinline__ void visit_vector(RunningMax& acc, const uint4& loade
 // The first, in index order, of the vectors a thread visits that holds the
 // greatest element among them. Each vector is compared by its greatest value
 // alone (Vector<T>::greatest()), and only the kept one is searched for the
-// element, once, in key(). One iteration of the body's loop (kUnroll = 4
-// vectors) compiles for sm_90 to 74-77 instructions for 16-bit elements and
-// 66-71 for fp32, against 187-191 and 98-101 when every vector went through
-// visit_vector(). Side by side with that on an H100, under the same launch
-// plan (219 cells of batch 1-4096, graph replay, L2-cold, median of 3 runs):
-// 0.960x the time, faster in 214 cells (see docs/PERFORMANCE.md).
+// element, once, in key(): about half the instructions an iteration of
+// passing every vector through visit_vector(), and less time (see "de9fdba
+// and 37772eb" in docs/PERFORMANCE.md).
 template <class T>
 struct BestVector {
   float value;     // the kept vector's greatest element
@@ -153,12 +148,9 @@ __device__ __forceinline__ void add_vectors(RowStats& stats, const uint4 (&loade
 // nvcc 13 put comparisons between the group kernels' loads of one
 // iteration, which the SASS check of scripts/check_cuda_build.sh rejects.)
 //
-// The row's items interleave: the row's vectors are dealt out in strips of
-// kThreads, strip j to item j % splits, and a thread reads its own place in
-// each of its item's strips. Against each item reading one consecutive range,
-// side by side on an H100 (graph replay, L2-cold, 219 cells of batch 1-4096,
-// 3 runs alternating): 0.979x the time overall, 1.5-3.6% less at batch 1-64
-// and 0.1-1.6% less from batch 128 on (see docs/PERFORMANCE.md).
+// The row's items interleave strip by strip (ItemStrips, greedy_row_layout.h):
+// less time than each item reading one consecutive range (see "3becd4c" in
+// docs/PERFORMANCE.md).
 //
 // With kStats, `*stats` gets the pair of the same elements (the caller
 // starts it empty); the plain kernels pass nullptr.
@@ -171,8 +163,8 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   static_assert(2 * kThreads * sizeof(T) >= 128, "the head takes at most two elements a thread");
   // Elements before the first 128-byte boundary, read one at a time, so that
   // the vectors start on a cache line and each warp's loads cover whole lines
-  // (rows starting mid-line took 3-5% longer at batch 256-4096 on an H100;
-  // see docs/PERFORMANCE.md). Rows are element-aligned.
+  // (rows starting mid-line took longer; see "1cc6f91" in
+  // docs/PERFORMANCE.md). Rows are element-aligned.
   const RowLayout layout = row_layout<sizeof(T)>(reinterpret_cast<uintptr_t>(row), p.vocab);
   const uint32_t head = layout.head;
   const uint32_t vectors = layout.vectors;
@@ -192,19 +184,20 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
   if (has_head) prefetch_l2(row + tid);
   if (has_tail) prefetch_l2(row + tail_index);
 
-  // Vectors between one of this item's strips and its next. An iteration
-  // reads kUnroll strips, and visits their vectors in increasing index order.
-  const uint32_t stride = splits * kThreads;
-  const uint32_t first = split * kThreads + tid;
+  // The item's strips and iterations (greedy_row_layout.h). An iteration
+  // visits its vectors in increasing index order.
+  const ItemStrips item = item_strips<kThreads>(vectors, splits, split);
+  const uint32_t first = SG_STRIP_VECTOR(item, item.first_strip, 0, tid);
   BestVector<T> best;
   best.start(head + first * kElems);
-  // Whole iterations, tested on the block's first strip so that the test is
-  // the same in every thread: every load in range, no checks.
-  uint32_t strip = split * kThreads;
-  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride) {
+  // Whole iterations: every load in range, no checks.
+  uint32_t strip = item.first_strip;
+  for (; SG_WHOLE_ITERATION(item, strip); strip += SG_ITERATION_STEP(item)) {
     uint4 loaded[kUnroll];
+    // Vector SG_STRIP_VECTOR(item, strip, u, tid), added to the pointer a
+    // term at a time (summed in 32 bits first, it compiles differently).
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * stride + tid);
+    for (int u = 0; u < kUnroll; ++u) loaded[u] = load_vector(vec + strip + u * item.stride + tid);
     // The iteration's best vector by a pairwise tree, the lower index of each
     // pair on the left, then one comparison with the kept vector. Visited
     // one by one instead, the kernels of one item a block took 40 registers
@@ -215,7 +208,7 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       greatest[u] = Vector<T>::greatest(loaded[u]);
-      at[u] = head + (strip + u * stride + tid) * kElems;
+      at[u] = head + SG_STRIP_VECTOR(item, strip, u, tid) * kElems;
     }
     // Before the tree below, which overwrites the vectors it passes over.
     if constexpr (kStats) add_vectors<T>(*stats, loaded, greatest);
@@ -233,17 +226,17 @@ __device__ __forceinline__ Key contiguous_item_key(const T* __restrict__ row, co
     best.visit(loaded[0], greatest[0], at[0]);
   }
   // The last, partial iteration: each load predicated on its index.
-  if (strip < vectors) {
+  if (strip < item.vectors) {
     uint4 loaded[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t v = strip + u * stride + tid;
-      loaded[u] = load_vector_if(vec + v, v < vectors);
+      const uint32_t v = SG_STRIP_VECTOR(item, strip, u, tid);
+      loaded[u] = load_vector_if(vec + v, v < item.vectors);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t v = strip + u * stride + tid;
-      if (v < vectors) {
+      const uint32_t v = SG_STRIP_VECTOR(item, strip, u, tid);
+      if (v < item.vectors) {
         best.visit(loaded[u], head + v * kElems);
         if constexpr (kStats) {
           const uint4 one[1] = {loaded[u]};

@@ -23,11 +23,10 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 }
 
 // One 16-byte vector of logits. On CUDA without allocating in L1, as each
-// vector is read once. Side by side on an H100 this took 0.04-0.13 us off
-// batch 1 against a plain load and changed little elsewhere; the
-// non-coherent path (ld.global.nc) and the 256-byte L2 fetch hint gained
-// nothing beside it, so the load stays coherent. The qualifier needs sm_70;
-// HIP gets a plain load.
+// vector is read once; coherent, as the non-coherent path and the 256-byte L2
+// fetch hint gained nothing beside that (see "2a240a2", "which qualifier of
+// 2a240a2's load gains" and "74f83ec" in docs/PERFORMANCE.md). The qualifier
+// needs sm_70; HIP gets a plain load.
 __device__ __forceinline__ uint4 load_vector(const uint4* p) {
 #if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   uint4 v;
@@ -72,8 +71,8 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 
 // atomicAdd(counter, 1) with acquire-release ordering at device scope. On
 // CUDA one acq_rel atomic (MEMBAR.ALL.GPU) replaces two sequentially
-// consistent __threadfence()s (MEMBAR.SC.GPU): 0.1-0.2 us less per launch on
-// an H100 at batch 1-64. HIP keeps the portable fences.
+// consistent __threadfence()s (MEMBAR.SC.GPU), a shorter combine (see
+// "3466355" in docs/PERFORMANCE.md). HIP keeps the portable fences.
 __device__ __forceinline__ uint32_t arrive_acq_rel(uint32_t* counter) {
 #if defined(__HIPCC__)
   __threadfence();

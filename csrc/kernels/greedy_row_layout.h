@@ -1,4 +1,5 @@
-// Where a contiguous row's elements lie for the kernel that reads it: one
+// Where a contiguous row's elements lie for the kernel that reads it, and
+// which of its vectors each thread of each item reads in which iteration: one
 // copy of that arithmetic, for contiguous_item_key() (greedy_gpu_item_loops.cuh)
 // and for the tests that replay the kernel's reads (tests/cpp).
 //
@@ -8,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "greedy_key.h"  // SG_HOST_DEVICE
+#include "greedy_key.h"   // SG_HOST_DEVICE
+#include "greedy_plan.h"  // kUnroll
 
 namespace safe_greedy {
 namespace gpu {
@@ -37,5 +39,42 @@ SG_HOST_DEVICE RowLayout row_layout(uintptr_t row_address, uint32_t vocab) {
   return RowLayout{head, vectors, head + vectors * kElems};
 }
 
+// Item `split` of the `splits` items that read a contiguous row's `vectors`
+// whole vectors, kThreads threads an item. The items interleave: the vectors
+// are dealt out in strips of kThreads, strip j to item j % splits, and a
+// thread reads its own place in each of its item's strips, kUnroll strips an
+// iteration. An item's iterations, in index order:
+//
+//   uint32_t strip = item.first_strip;
+//   for (; SG_WHOLE_ITERATION(item, strip); strip += SG_ITERATION_STEP(item)) ...
+//   if (strip < item.vectors) ...  // the last, partial iteration
+//
+// where thread `tid` reads vector SG_STRIP_VECTOR(item, strip, u, tid) in
+// strip u of the iteration. A whole iteration is tested on the block's first
+// strip, so that the test is the same in every thread: all its kUnroll strips
+// in the row, every load in range, no checks; the partial iteration
+// predicates each load on the vector being below item.vectors.
+struct ItemStrips {
+  uint32_t vectors;
+  uint32_t threads;
+  // Vectors between one of the item's strips and its next.
+  uint32_t stride;
+  // The item's first strip: the first vector of it.
+  uint32_t first_strip;
+};
+
+template <int kThreads>
+SG_HOST_DEVICE ItemStrips item_strips(uint32_t vectors, uint32_t splits, uint32_t split) {
+  return ItemStrips{vectors, kThreads, splits * kThreads, split * kThreads};
+}
+
 }  // namespace gpu
 }  // namespace safe_greedy
+
+// Macros, not member functions: as functions, inlined all the same, they
+// changed the code nvcc (sm_90) or clang (gfx942, gfx1100) emits for the
+// kernels (the same work in other registers and another order).
+#define SG_WHOLE_ITERATION(item, strip) \
+  ((strip) + (::safe_greedy::gpu::kUnroll - 1) * (item).stride + (item).threads <= (item).vectors)
+#define SG_ITERATION_STEP(item) (::safe_greedy::gpu::kUnroll * (item).stride)
+#define SG_STRIP_VECTOR(item, strip, u, tid) ((strip) + (u) * (item).stride + (tid))

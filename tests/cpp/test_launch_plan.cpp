@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -39,26 +40,42 @@ static_assert(kStandardBlockThreads % safe_greedy::gpu::kShortRowThreads == 0 &&
 
 namespace {
 
+// The strips of item `split` of a row of `vectors` whole vectors split
+// `splits` ways over `threads` threads an item, as the kernel's
+// item_strips<kThreads>() makes them for each width it is built with.
+safe_greedy::gpu::ItemStrips strips_of(uint32_t vectors, uint32_t splits, uint32_t split,
+                                       int threads) {
+  using safe_greedy::gpu::item_strips;
+  switch (threads) {
+    case 32: return item_strips<32>(vectors, splits, split);
+    case 64: return item_strips<64>(vectors, splits, split);
+    case kNarrowBlockThreads: return item_strips<kNarrowBlockThreads>(vectors, splits, split);
+    case kStandardBlockThreads: return item_strips<kStandardBlockThreads>(vectors, splits, split);
+    case kWideBlockThreads: return item_strips<kWideBlockThreads>(vectors, splits, split);
+  }
+  CHECK(false, "no kernel reads items of %d threads", threads);
+  std::abort();
+}
+
 // Replays the loop of contiguous_item_key() for thread `tid` of item `split`
 // of a row of `vectors` whole vectors split `splits` ways over `threads`
-// threads an item, in the kernel's own 32-bit arithmetic: items interleave
-// in strips of `threads` vectors; whole iterations of kUnroll strips, their
-// loads unchecked, then one partial iteration, its loads predicated. Calls
+// threads an item, through the kernel's own strips and iteration macros
+// (greedy_row_layout.h): whole iterations of kUnroll strips, their loads
+// unchecked, then one partial iteration, its loads predicated. Calls
 // load(iteration, v) for each vector the thread loads.
 template <class Load>
 void replay_item_loop(uint32_t vectors, uint32_t splits, uint32_t split, uint32_t tid, int threads,
                       Load load) {
-  const uint32_t kThreads = static_cast<uint32_t>(threads);
-  const uint32_t stride = splits * kThreads;
+  const safe_greedy::gpu::ItemStrips item = strips_of(vectors, splits, split, threads);
   int64_t iteration = 0;
-  uint32_t strip = split * kThreads;
-  for (; strip + (kUnroll - 1) * stride + kThreads <= vectors; strip += kUnroll * stride, ++iteration) {
-    for (int u = 0; u < kUnroll; ++u) load(iteration, strip + u * stride + tid);
+  uint32_t strip = item.first_strip;
+  for (; SG_WHOLE_ITERATION(item, strip); strip += SG_ITERATION_STEP(item), ++iteration) {
+    for (int u = 0; u < kUnroll; ++u) load(iteration, SG_STRIP_VECTOR(item, strip, u, tid));
   }
-  if (strip < vectors) {
+  if (strip < item.vectors) {
     for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t v = strip + u * stride + tid;
-      if (v < vectors) load(iteration, v);
+      const uint32_t v = SG_STRIP_VECTOR(item, strip, u, tid);
+      if (v < item.vectors) load(iteration, v);
     }
   }
 }
