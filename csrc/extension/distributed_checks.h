@@ -45,17 +45,8 @@ inline void check_write_tokens_args(const at::Tensor& out, const at::Tensor& key
               number_text(keys.dim()), "-D tensor of shape ", shape_text(keys.sizes()));
   TORCH_CHECK(keys.scalar_type() == at::kLong, "keys_to_tokens: keys must be int64, got ",
               keys.scalar_type());
-  TORCH_CHECK(out.dim() == 1, "keys_to_tokens: out must be 1-D [batch], got a ",
-              number_text(out.dim()), "-D tensor of shape ", shape_text(out.sizes()));
-  TORCH_CHECK(out.size(0) == keys.size(0), "keys_to_tokens: out must have one entry per key (",
-              number_text(keys.size(0)), "), got ", number_text(out.size(0)));
-  TORCH_CHECK(out.scalar_type() == at::kInt || out.scalar_type() == at::kLong,
-              "keys_to_tokens: out must be int32 or int64, got ", out.scalar_type());
-  TORCH_CHECK(out.device() == keys.device(), "keys_to_tokens: out must be on the keys' device (",
-              keys.device().str(), "), got ", out.device().str());
-  TORCH_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes,
-              "keys_to_tokens: out has overlapping entries (stride ", number_text(out.stride(0)),
-              "); every key needs its own slot");
+  check_entry_output({"keys_to_tokens", keys, "key", "keys'", "key"}, out, "out",
+                     {at::kInt, at::kLong}, "int32 or int64");
   // Each entry is read before the same entry is written, so out may be keys
   // itself; only a partial overlap could read an entry already written.
   at::assert_no_partial_overlap(out, keys);

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,6 +59,39 @@ inline bool spans_apart(const at::Tensor& a, const at::Tensor& b) {
   return x.empty() || y.empty() || x.end <= y.begin || y.end <= x.begin;
 }
 
+// What the 1-D outputs of an op line up with: one entry per row of logits
+// (greedy_sample) or per key (keys_to_tokens), on that tensor's device.
+struct EntriesOf {
+  const char* op;           // the name the messages start with
+  const at::Tensor& source;  // its size(0) entries and its device
+  const char* per_entry;    // "row of logits": an output has one entry per ...
+  const char* owner;        // "logits'": ... and lies on the ... device
+  const char* entry;        // "row": every ... needs its own slot
+};
+
+inline EntriesOf rows_of_logits(const at::Tensor& logits) {
+  return {"greedy_sample", logits, "row of logits", "logits'", "row"};
+}
+
+// A 1-D output of `dtypes` with an entry of its own for each of `of`'s, on
+// its device: the checks every written [batch] tensor gets, in one order.
+inline void check_entry_output(const EntriesOf& of, const at::Tensor& t, const char* name,
+                               std::initializer_list<at::ScalarType> dtypes,
+                               const char* dtype_text) {
+  TORCH_CHECK(t.dim() == 1, of.op, ": ", name, " must be 1-D [batch], got a ",
+              number_text(t.dim()), "-D tensor of shape ", shape_text(t.sizes()));
+  const int64_t entries = of.source.size(0);
+  TORCH_CHECK(t.size(0) == entries, of.op, ": ", name, " must have one entry per ", of.per_entry,
+              " (", number_text(entries), "), got ", number_text(t.size(0)));
+  TORCH_CHECK(std::find(dtypes.begin(), dtypes.end(), t.scalar_type()) != dtypes.end(), of.op,
+              ": ", name, " must be ", dtype_text, ", got ", t.scalar_type());
+  TORCH_CHECK(t.device() == of.source.device(), of.op, ": ", name, " must be on the ", of.owner,
+              " device (", of.source.device().str(), "), got ", t.device().str());
+  TORCH_CHECK(at::has_internal_overlap(t) != at::MemOverlap::Yes, of.op, ": ", name,
+              " has overlapping entries (stride ", number_text(t.stride(0)), "); every ",
+              of.entry, " needs its own slot");
+}
+
 // out is refused when the bytes it spans meet the bytes logits spans.
 // at::assert_no_overlap would decide only for two dense tensors and let any
 // other pair through (a strided out inside a padded logits buffer); refusing
@@ -80,7 +115,6 @@ inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& lo
   const auto dtype = logits.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
               "greedy_sample: logits must be float32, float16 or bfloat16, got ", dtype);
-  const int64_t batch = logits.size(0);
   const int64_t vocab = logits.size(1);
   // IndexError in Python, the error torch.argmax raises for an empty row.
   TORCH_CHECK_INDEX(vocab > 0,
@@ -88,38 +122,15 @@ inline void check_greedy_sample_args(const at::Tensor& out, const at::Tensor& lo
                     shape_text(logits.sizes()), "); argmax of an empty row is undefined");
   TORCH_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
               "greedy_sample: vocab must be at most 2^31 - 1, got ", number_text(vocab));
-  TORCH_CHECK(out.dim() == 1, "greedy_sample: out must be 1-D [batch], got a ",
-              number_text(out.dim()), "-D tensor of shape ", shape_text(out.sizes()));
-  TORCH_CHECK(out.size(0) == batch, "greedy_sample: out must have one entry per row of logits (",
-              number_text(batch), "), got ", number_text(out.size(0)));
-  TORCH_CHECK(out.scalar_type() == at::kInt || out.scalar_type() == at::kLong,
-              "greedy_sample: out must be int32 or int64, got ", out.scalar_type());
-  TORCH_CHECK(out.device() == logits.device(),
-              "greedy_sample: out must be on the logits' device (", logits.device().str(),
-              "), got ", out.device().str());
-  TORCH_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes,
-              "greedy_sample: out has overlapping entries (stride ", number_text(out.stride(0)),
-              "); every row needs its own slot");
+  check_entry_output(rows_of_logits(logits), out, "out", {at::kInt, at::kLong}, "int32 or int64");
   check_out_apart_from_logits(out, logits);
 }
 
-// One optional output of greedy_sample: 1-D [batch] of `dtype` on the logits'
-// device, an entry of its own for every row.
+// One optional output of greedy_sample: an entry per row of logits, as out,
+// and none of its bytes among the logits'.
 inline void check_extra_output(const at::Tensor& t, const char* name, at::ScalarType dtype,
                                const char* dtype_name, const at::Tensor& logits) {
-  TORCH_CHECK(t.dim() == 1, "greedy_sample: ", name, " must be 1-D [batch], got a ",
-              number_text(t.dim()), "-D tensor of shape ", shape_text(t.sizes()));
-  TORCH_CHECK(t.size(0) == logits.size(0), "greedy_sample: ", name,
-              " must have one entry per row of logits (", number_text(logits.size(0)), "), got ",
-              number_text(t.size(0)));
-  TORCH_CHECK(t.scalar_type() == dtype, "greedy_sample: ", name, " must be ", dtype_name, ", got ",
-              t.scalar_type());
-  TORCH_CHECK(t.device() == logits.device(), "greedy_sample: ", name,
-              " must be on the logits' device (", logits.device().str(), "), got ",
-              t.device().str());
-  TORCH_CHECK(at::has_internal_overlap(t) != at::MemOverlap::Yes, "greedy_sample: ", name,
-              " has overlapping entries (stride ", number_text(t.stride(0)),
-              "); every row needs its own slot");
+  check_entry_output(rows_of_logits(logits), t, name, {dtype}, dtype_name);
   TORCH_CHECK(spans_apart(t, logits), "greedy_sample: ", name,
               " must not share memory with logits");
 }

@@ -35,12 +35,9 @@ import torch
 import torch.distributed as dist
 
 from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
+from safe_greedy.ops import LOGITS_DTYPES, MAX_VOCAB, OUT_DTYPES, EntriesOf, check_entry_output
 
 __all__ = ["greedy_sample", "local_keys", "keys_to_tokens"]
-
-_LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_OUT_DTYPES = (torch.int32, torch.int64)
-_MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/kernels/greedy_key.h
 
 
 def _as_int(name: str, value) -> int:
@@ -64,7 +61,7 @@ def _valid_width(shard: torch.Tensor, vocab_offset, vocab_size) -> Tuple[int, in
         vocab_size > 0,
         lambda: f"local_keys: vocab_size must be at least 1, got {vocab_size}; argmax of an empty row is undefined",
     )
-    torch._check(vocab_size <= _MAX_VOCAB, lambda: f"local_keys: vocab_size must be at most 2^31 - 1, got {vocab_size}")
+    torch._check(vocab_size <= MAX_VOCAB, lambda: f"local_keys: vocab_size must be at most 2^31 - 1, got {vocab_size}")
     return vocab_offset, max(0, min(width, vocab_size - vocab_offset))
 
 
@@ -131,7 +128,7 @@ def _check_shard_is_2d(shard: torch.Tensor) -> None:
 def _local_keys_fake(shard: torch.Tensor, vocab_offset: int, valid_width: int) -> torch.Tensor:
     _check_shard_is_2d(shard)
     torch._check(
-        shard.dtype in _LOGITS_DTYPES,
+        shard.dtype in LOGITS_DTYPES,
         lambda: f"local_keys: shard must be float32, float16 or bfloat16, got {shard.dtype}",
     )
     torch._check(vocab_offset >= 0, lambda: f"local_keys: vocab_offset must be at least 0, got {vocab_offset}")
@@ -140,7 +137,7 @@ def _local_keys_fake(shard: torch.Tensor, vocab_offset: int, valid_width: int) -
         lambda: f"local_keys: valid_width must lie in [0, {shard.shape[1]}] (the shard's width), got {valid_width}",
     )
     torch._check(
-        valid_width == 0 or vocab_offset + valid_width <= _MAX_VOCAB,
+        valid_width == 0 or vocab_offset + valid_width <= MAX_VOCAB,
         lambda: f"local_keys: the shard's valid columns reach global index {vocab_offset + valid_width - 1}; "
         "the vocabulary must hold at most 2^31 - 1 tokens",
     )
@@ -153,23 +150,8 @@ def _check_write_tokens(out: torch.Tensor, keys: torch.Tensor) -> None:
         lambda: f"keys_to_tokens: keys must be 1-D [batch], got a {keys.dim()}-D tensor of shape {list(keys.shape)}",
     )
     torch._check(keys.dtype == torch.int64, lambda: f"keys_to_tokens: keys must be int64, got {keys.dtype}")
-    torch._check(
-        out.dim() == 1,
-        lambda: f"keys_to_tokens: out must be 1-D [batch], got a {out.dim()}-D tensor of shape {list(out.shape)}",
-    )
-    torch._check(
-        out.shape[0] == keys.shape[0],
-        lambda: f"keys_to_tokens: out must have one entry per key ({keys.shape[0]}), got {out.shape[0]}",
-    )
-    torch._check(out.dtype in _OUT_DTYPES, lambda: f"keys_to_tokens: out must be int32 or int64, got {out.dtype}")
-    torch._check(
-        out.device == keys.device,
-        lambda: f"keys_to_tokens: out must be on the keys' device ({keys.device}), got {out.device}",
-    )
-    torch._check(
-        out.stride(0) != 0 or out.shape[0] <= 1,
-        lambda: f"keys_to_tokens: out has overlapping entries (stride {out.stride(0)}); "
-        "every key needs its own slot",
+    check_entry_output(
+        EntriesOf("keys_to_tokens", keys, "key", "keys'", "key"), out, "out", OUT_DTYPES, "int32 or int64"
     )
 
 

@@ -130,9 +130,9 @@ def _require_optional_int(what: str, value) -> None:
         raise TypeError(f"{what} must be an int or None, not {type(value).__name__}")
 
 
-_LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_OUT_DTYPES = (torch.int32, torch.int64)
-_MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/kernels/greedy_key.h
+LOGITS_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+OUT_DTYPES = (torch.int32, torch.int64)
+MAX_VOCAB = 2**31 - 1  # kMaxVocab of csrc/kernels/greedy_key.h
 
 
 @torch.library.register_fake("safe_greedy::greedy_sample")
@@ -146,7 +146,7 @@ def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
         lambda: f"greedy_sample: logits must be 2-D [batch, vocab], got a {logits.dim()}-D tensor",
     )
     torch._check(
-        logits.dtype in _LOGITS_DTYPES,
+        logits.dtype in LOGITS_DTYPES,
         lambda: f"greedy_sample: logits must be float32, float16 or bfloat16, got {logits.dtype}",
     )
     torch._check_index(
@@ -154,29 +154,50 @@ def _greedy_sample_fake(out: torch.Tensor, logits: torch.Tensor) -> None:
         lambda: f"greedy_sample: the vocab dimension of logits is empty (shape {list(logits.shape)})",
     )
     torch._check(
-        logits.shape[1] <= _MAX_VOCAB,
+        logits.shape[1] <= MAX_VOCAB,
         lambda: f"greedy_sample: vocab must be at most 2^31 - 1, got {logits.shape[1]}",
     )
-    _check_output(out, "out", logits, _OUT_DTYPES, "int32 or int64")
+    check_entry_output(_rows_of_logits(logits), out, "out", OUT_DTYPES, "int32 or int64")
 
 
-def _check_output(t: torch.Tensor, name: str, logits: torch.Tensor, dtypes, dtype_text: str) -> None:
-    torch._check(t.dim() == 1, lambda: f"greedy_sample: {name} must be 1-D [batch], got a {t.dim()}-D tensor")
+class EntriesOf(NamedTuple):
+    """What the 1-D outputs of an op line up with (EntriesOf of
+    csrc/extension/greedy_checks.h): one entry per row of logits or per key."""
+
+    op: str  # the name the messages start with
+    source: torch.Tensor  # its shape[0] entries and its device
+    per_entry: str  # "row of logits": an output has one entry per ...
+    owner: str  # "logits'": ... and lies on the ... device
+    entry: str  # "row": every ... needs its own slot
+
+
+def _rows_of_logits(logits: torch.Tensor) -> EntriesOf:
+    return EntriesOf("greedy_sample", logits, "row of logits", "logits'", "row")
+
+
+def check_entry_output(of: EntriesOf, t: torch.Tensor, name: str, dtypes, dtype_text: str) -> None:
+    """The checks of check_entry_output() in csrc/extension/greedy_checks.h, in its order."""
     torch._check(
-        t.shape[0] == logits.shape[0],
-        lambda: f"greedy_sample: {name} must have one entry per row of logits ({logits.shape[0]}), got {t.shape[0]}",
+        t.dim() == 1,
+        lambda: f"{of.op}: {name} must be 1-D [batch], got a {t.dim()}-D tensor of shape {list(t.shape)}",
     )
-    torch._check(t.dtype in dtypes, lambda: f"greedy_sample: {name} must be {dtype_text}, got {t.dtype}")
+    entries = of.source.shape[0]
     torch._check(
-        t.device == logits.device,
-        lambda: f"greedy_sample: {name} must be on the logits' device ({logits.device}), got {t.device}",
+        t.shape[0] == entries,
+        lambda: f"{of.op}: {name} must have one entry per {of.per_entry} ({entries}), got {t.shape[0]}",
+    )
+    torch._check(t.dtype in dtypes, lambda: f"{of.op}: {name} must be {dtype_text}, got {t.dtype}")
+    torch._check(
+        t.device == of.source.device,
+        lambda: f"{of.op}: {name} must be on the {of.owner} device ({of.source.device}), got {t.device}",
     )
     # A 1-D output overlaps itself only when several entries share stride 0.
     # The stride is tested first: it is a plain number for any output made by
     # torch.empty, so a symbolic batch gets no guard from this check.
     torch._check(
         t.stride(0) != 0 or t.shape[0] <= 1,
-        lambda: f"greedy_sample: {name} has overlapping entries (stride {t.stride(0)}); every row needs its own slot",
+        lambda: f"{of.op}: {name} has overlapping entries (stride {t.stride(0)}); every {of.entry} "
+        "needs its own slot",
     )
 
 
@@ -197,7 +218,7 @@ def _greedy_sample_outputs_fake(
         (valid, "valid", torch.bool, "bool"),
     ):
         if t is not None:
-            _check_output(t, name, logits, (dtype,), text)
+            check_entry_output(_rows_of_logits(logits), t, name, (dtype,), text)
     if fallback_token is not None:
         vocab = logits.shape[1]
         torch._check_value(
