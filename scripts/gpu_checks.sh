@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need an NVIDIA GPU: build in place, the whole test suite,
 # then compute-sanitizer's memcheck, racecheck and synccheck over the GPU tests
-# and initcheck over scripts/initcheck_probe.py. Logs go to $1 (default
+# and initcheck over scripts/sanitizer_probe.py. Logs go to $1 (default
 # build/gpu-checks); a summary is printed.
 #
 # initcheck runs on the probe, not the tests: it must see every kernel to know
@@ -34,7 +34,7 @@ for tool in memcheck racecheck synccheck; do
     -p no:cacheprovider -k "$skip" >"$logs/sanitizer-$tool.log" 2>&1 || status=1
   echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/sanitizer-$tool.log" | tail -1)"
 done
-compute-sanitizer --tool initcheck --error-exitcode 99 python3 scripts/initcheck_probe.py \
+compute-sanitizer --tool initcheck --error-exitcode 99 python3 scripts/sanitizer_probe.py \
   >"$logs/sanitizer-initcheck.log" 2>&1 || status=1
 echo "initcheck: $(grep -E 'ERROR SUMMARY' "$logs/sanitizer-initcheck.log" | tail -1)"
 exit $status

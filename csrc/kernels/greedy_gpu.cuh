@@ -79,40 +79,44 @@ __device__ __forceinline__ void write_row_outputs(const OutputParams& p, int64_t
 }
 
 // read_item() of the kernels with kStats, once the block's key and pair are
-// reduced (valid in thread 0, and in warp 0 for collected rows): the same
+// reduced (valid in every lane of warp 0): the same
 // combines as the keys alone, each split's pair beside its key.
 template <class OutT>
 __device__ __forceinline__ void read_item_outputs(const OutputParams& p, uint32_t row,
                                                   uint32_t split, bool split_rows, bool collected,
                                                   uint32_t ticket, Key k, RowStats stats) {
+  if (!split_rows) {
+    if (threadIdx.x == 0) write_row_outputs<OutT>(p, row, k, stats, false);
+    return;
+  }
+  if (threadIdx.x >= kWarpSize) return;
+  const int64_t first_slot = static_cast<int64_t>(row) * p.splits;
+  uint64_t* stats_slots = p.row_stats + first_slot;
   if (collected) {
-    if (threadIdx.x >= kWarpSize) return;
-    const int64_t first_slot = static_cast<int64_t>(row) * p.splits;
     Key* row_slots = p.row_keys + first_slot;
-    uint64_t* stats_slots = p.row_stats + first_slot;
     if (shuffle_index(ticket, 0) != p.splits - 1) {
       if (threadIdx.x == 0) {
         publish_with_stats(&row_slots[split], published_key(k), &stats_slots[split], stats);
       }
       return;
     }
-    const Key final_key = collect_row_key(row_slots, p.splits, split, k);
-    const RowStats final_stats = collect_row_stats(stats_slots, p.splits, split, stats);
-    if (threadIdx.x == 0) write_row_outputs<OutT>(p, row, final_key, final_stats, true);
+    const Key final_key = collect_row_key<true>(row_slots, p.splits, split, k, stats_slots, &stats);
+    if (threadIdx.x == 0) write_row_outputs<OutT>(p, row, final_key, stats, true);
     return;
   }
-  if (threadIdx.x != 0) return;
-  if (!split_rows) {
-    write_row_outputs<OutT>(p, row, k, stats, false);
-    return;
+  // Fenced: the pair goes in its item's slot before the block is counted in,
+  // which releases it with the key. The last block's warp reads the pairs.
+  Key final_key = kEmptyKey;
+  bool last = false;
+  if (threadIdx.x == 0) {
+    store_slot(&stats_slots[split], pack_stats(stats));
+    last = fenced_combine(&p.row_keys[row], &p.row_arrivals[row], p.splits, k, final_key);
   }
-  // The pair goes in its item's slot before the block is counted in, which
-  // releases it with the key.
-  uint64_t* stats_slots = p.row_stats + static_cast<int64_t>(row) * p.splits;
-  store_slot(&stats_slots[split], pack_stats(stats));
-  Key final_key;
-  if (!fenced_combine(&p.row_keys[row], &p.row_arrivals[row], p.splits, k, final_key)) return;
-  write_row_outputs<OutT>(p, row, final_key, gather_row_stats(stats_slots, p.splits), true);
+  if (shuffle_index(last ? 1u : 0u, 0) == 0) return;
+  warp_memory_barrier();
+  const float max = __uint_as_float(shuffle_index(__float_as_uint(key_value(final_key)), 0));
+  const RowStats row_stats = gather_row_stats(stats_slots, p.splits, max);
+  if (threadIdx.x == 0) write_row_outputs<OutT>(p, row, final_key, row_stats, true);
 }
 
 // One item of a row per block: the whole row, or one split of it, which the
@@ -157,7 +161,7 @@ __device__ __forceinline__ void read_item(const KernelParams<kStats>& p) {
       if (threadIdx.x == 0) store_slot(&row_slots[split], published_key(k));
       return;
     }
-    const Key final_key = collect_row_key(row_slots, p.splits, split, k);
+    const Key final_key = collect_row_key<false>(row_slots, p.splits, split, k);
     if (threadIdx.x == 0) write_answer<OutT>(p, row, row_answer(final_key, p.vocab));
     return;
   }

@@ -40,6 +40,18 @@ __device__ __forceinline__ bool any_in_warp(bool p) {
 #endif
 }
 
+// A barrier of the warp's lanes that also orders their memory accesses: what
+// one lane acquired before it, every lane sees after it.
+__device__ __forceinline__ void warp_memory_barrier() {
+#if defined(__HIPCC__)
+  // A wave's lanes run as one instruction stream; the fence keeps the
+  // compiler and the caches from serving later loads from before it.
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "agent");
+#else
+  __syncwarp();
+#endif
+}
+
 // Maximum key over the warp, in every lane.
 __device__ __forceinline__ Key warp_max_key(Key k) {
 #if !defined(__HIPCC__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -15,17 +15,27 @@
 namespace safe_greedy {
 namespace gpu {
 
-// The pair of the whole warp, in every lane.
-__device__ __forceinline__ RowStats warp_combine_stats(RowStats s) {
+// The sum over the warp, in every lane.
+__device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    s = combine_stats(s, RowStats{shuffle_xor(s.max, offset), shuffle_xor(s.sum, offset)});
-  }
-  return s;
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x += shuffle_xor(x, offset);
+  return x;
+}
+
+// The pair of the whole warp, in every lane, given the warp's best key `k`
+// (warp_max_key(), in every lane). The key's value is the warp's maximum, so
+// each lane rescales its sum to it once and the sums are added: combining
+// pairs along the butterfly instead put two exponentials on every step of the
+// block's serial path (see "the extra outputs' fixed cost" in
+// docs/PERFORMANCE.md). Where the maximum is a NaN or +-inf the sum is
+// meaningless, as greedy_stats.h allows.
+__device__ __forceinline__ RowStats warp_stats_at(RowStats s, Key k) {
+  const float max = key_value(k);
+  return RowStats{max, warp_sum(sum_at(s, exp_shift(max)))};
 }
 
 // block_max_key() (greedy_gpu_cross_lane.cuh) and the block's pair, through
-// one barrier; both valid in thread 0.
+// one barrier; both valid in thread 0, and in every lane of warp 0.
 template <int kThreads>
 __device__ __forceinline__ void block_reduce_with_stats(Key& k, RowStats& s) {
   static_assert(kThreads % 64 == 0, "blocks must be whole waves at width 32 and 64");
@@ -35,7 +45,7 @@ __device__ __forceinline__ void block_reduce_with_stats(Key& k, RowStats& s) {
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
   k = warp_max_key(k);
-  s = warp_combine_stats(s);
+  s = warp_stats_at(s, k);
   if (lane == 0) {
     warp_keys[warp] = k;
     warp_stats[warp] = s;
@@ -43,7 +53,7 @@ __device__ __forceinline__ void block_reduce_with_stats(Key& k, RowStats& s) {
   __syncthreads();
   if (warp == 0) {
     k = warp_max_key(lane < kWarps ? warp_keys[lane] : kEmptyKey);
-    s = warp_combine_stats(lane < kWarps ? warp_stats[lane] : empty_stats());
+    s = warp_stats_at(lane < kWarps ? warp_stats[lane] : empty_stats(), k);
   }
 }
 
@@ -53,7 +63,7 @@ template <int kThreads, int kGroupThreads>
 __device__ __forceinline__ void group_reduce_with_stats(Key& k, RowStats& s) {
   static_assert(kGroupThreads < kThreads, "a group of the whole block is block_reduce_with_stats");
   k = warp_max_key(k);
-  s = warp_combine_stats(s);
+  s = warp_stats_at(s, k);
   if constexpr (kGroupThreads != kWarpSize) {
     static_assert(kGroupThreads % kWarpSize == 0 && kThreads % kGroupThreads == 0,
                   "groups must be whole warps that tile the block");
@@ -86,48 +96,45 @@ __device__ __forceinline__ RowStats unpack_stats(uint64_t packed) {
                   __uint_as_float(static_cast<uint32_t>(packed >> 32))};
 }
 
-// An item of a row combined by collection publishes its pair, then (after a
-// fence, so that a collector that sees the key sees the pair) its key.
+// An item of a row combined by collection publishes its pair and its key, in
+// either order and with no fence between them: the collector waits until
+// both of the item's slots are non-zero (collect_row_key()). No published
+// pair is zero: a pair whose maximum is +0.0 holds exp(0) = 1 in its sum.
 __device__ __forceinline__ void publish_with_stats(Key* key_slot, Key key, uint64_t* stats_slot,
                                                    RowStats s) {
   store_slot(stats_slot, pack_stats(s));
-  __threadfence();
   store_slot(key_slot, key);
 }
 
-// Run by warp 0 of the collecting block once collect_row_key() has seen every
-// other split's key: the row's pair, in every lane. Each lane reads the pairs
-// of the splits whose keys it polled (u * kWarpSize + lane), after a fence
-// that pairs with publish_with_stats()'s.
-__device__ __forceinline__ RowStats collect_row_stats(const uint64_t* item_stats, uint32_t splits,
-                                                      uint32_t own, RowStats own_stats) {
-  __threadfence();
-  const uint32_t lane = threadIdx.x % kWarpSize;
-  RowStats s = lane == 0 ? own_stats : empty_stats();
-  for (uint32_t split = lane; split < splits; split += kWarpSize) {
-    if (split != own) s = combine_stats(s, unpack_stats(load_slot(&item_stats[split])));
-  }
-  return warp_combine_stats(s);
-}
-
-// Run by thread 0 of the block that finished last among a row's `splits`
-// (the fenced combine, after its acquiring arrival): the pairs of every
-// split. One thread reads them all, four loads in flight at a time; rows
-// combined so have more than kMaxCollectedSplits splits, whose reads take far
-// longer than these loads.
-__device__ __forceinline__ RowStats gather_row_stats(const uint64_t* item_stats, uint32_t splits) {
-  RowStats s = empty_stats();
+// Run by warp 0 of the block that finished last among a row's `splits` (the
+// fenced combine), once lane 0's acquiring arrival has been passed to every
+// lane (warp_memory_barrier()): the row's pair, in every lane, given the row's
+// maximum `max` (its combined key's value). Each lane reads a share of the
+// splits' pairs, kInFlight loads at a time, and leaves their slots zero, as
+// collected rows expect to find them.
+__device__ __forceinline__ RowStats gather_row_stats(uint64_t* item_stats, uint32_t splits,
+                                                     float max) {
   constexpr uint32_t kInFlight = 4;
-  uint32_t split = 0;
-  for (; split + kInFlight <= splits; split += kInFlight) {
+  const uint32_t lane = threadIdx.x % kWarpSize;
+  const float shift = exp_shift(max);
+  float sum = 0.0f;
+  for (uint32_t first = lane; first < splits; first += kInFlight * kWarpSize) {
     uint64_t got[kInFlight];
 #pragma unroll
-    for (uint32_t u = 0; u < kInFlight; ++u) got[u] = load_slot(&item_stats[split + u]);
+    for (uint32_t u = 0; u < kInFlight; ++u) {
+      const uint32_t split = first + u * kWarpSize;
+      got[u] = split < splits ? load_slot(&item_stats[split]) : 0;
+    }
 #pragma unroll
-    for (uint32_t u = 0; u < kInFlight; ++u) s = combine_stats(s, unpack_stats(got[u]));
+    for (uint32_t u = 0; u < kInFlight; ++u) {
+      const uint32_t split = first + u * kWarpSize;
+      if (split < splits) {
+        store_slot(&item_stats[split], 0);
+        sum += sum_at(unpack_stats(got[u]), shift);
+      }
+    }
   }
-  for (; split < splits; ++split) s = combine_stats(s, unpack_stats(load_slot(&item_stats[split])));
-  return s;
+  return RowStats{max, warp_sum(sum)};
 }
 
 }  // namespace gpu

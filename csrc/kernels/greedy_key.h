@@ -75,6 +75,16 @@ SG_HOST_DEVICE uint32_t order_image(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// The value a key ranks: the inverse of order_image() on the key's high half,
+// except that a NaN key gives a quiet NaN (sign and payload are not kept) and
+// zeros give +0.0. The empty key gives -inf, which ties every value below.
+SG_HOST_DEVICE float key_value(Key key) {
+  uint32_t image = static_cast<uint32_t>(key >> 32);
+  if (image == 0xFFFFFFFFu) return bits_to_float(0x7FC00000u);
+  if (image < 0x007FFFFFu) image = 0x007FFFFFu;  // below image(-inf): the empty key
+  return bits_to_float((image & 0x80000000u) ? (image & 0x7FFFFFFFu) : ~image);
+}
+
 SG_HOST_DEVICE Key make_key(float v, uint32_t index) {
   return (static_cast<Key>(order_image(v)) << 32) |
          static_cast<Key>(0xFFFFFFFFu - index);

@@ -103,12 +103,16 @@ SG_HOST_DEVICE float stats_exp(float x) {
 // What the exponents of a partial with this maximum are taken relative to.
 SG_HOST_DEVICE float exp_shift(float max) { return max == -INFINITY ? 0.0f : max; }
 
+// The sum of `s` rescaled to the shift of a maximum at least its own: the
+// one exponential every combination of partials takes per partial.
+SG_HOST_DEVICE float sum_at(RowStats s, float shift) { return s.sum * stats_exp(s.max - shift); }
+
 // The partial `s` with its maximum raised to include `greatest`, the greatest
 // of elements about to be added (term() gives their exponentials): the sum is
 // rescaled once for all of them.
 SG_HOST_DEVICE RowStats raise_max(RowStats s, float greatest) {
   const float max = greater_of(s.max, greatest);
-  return RowStats{max, s.sum * stats_exp(s.max - exp_shift(max))};
+  return RowStats{max, sum_at(s, exp_shift(max))};
 }
 
 // One element's share of the sum of a partial whose shift is `shift`.
@@ -124,7 +128,7 @@ SG_HOST_DEVICE RowStats add_element(RowStats s, float x) {
 SG_HOST_DEVICE RowStats combine_stats(RowStats a, RowStats b) {
   const float max = greater_of(a.max, b.max);
   const float shift = exp_shift(max);
-  return RowStats{max, a.sum * stats_exp(a.max - shift) + b.sum * stats_exp(b.max - shift)};
+  return RowStats{max, sum_at(a, shift) + sum_at(b, shift)};
 }
 
 SG_HOST_DEVICE bool is_finite_value(float x) { return x - x == 0.0f; }

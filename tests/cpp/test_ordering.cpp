@@ -293,6 +293,26 @@ void test_key_index_and_empty() {
   CHECK(safe_greedy::kMaxVocab == 0x7FFFFFFFull);
 }
 
+// key_value() inverts the image on every float pattern: the same bits back,
+// except zeros (+0.0) and NaNs (some NaN); the empty key reads as -inf.
+void test_key_value_exhaustive() {
+  using safe_greedy::key_value;
+  uint64_t bad = 0;
+  uint32_t first_bad = 0;
+  uint32_t u = 0;
+  do {
+    const float f = float_of(u);
+    const float back = key_value(make_key(f, 7u));
+    const bool ok = std::isnan(f)          ? std::isnan(back)
+                    : (u << 1) == 0        ? bits_of(back) == 0u
+                                           : bits_of(back) == u;
+    if (!ok) bad += (first_bad = u, 1);
+  } while (++u != 0);
+  CHECK(bad == 0, "key_value does not invert the image at %llu patterns (e.g. 0x%08X)",
+        static_cast<unsigned long long>(bad), first_bad);
+  CHECK(key_value(safe_greedy::kEmptyKey) == -std::numeric_limits<float>::infinity());
+}
+
 }  // namespace
 
 int main() {
@@ -302,6 +322,7 @@ int main() {
   test_random_pairs();
   test_key_index_and_empty();
   test_fp32_image_exhaustive();
+  test_key_value_exhaustive();
   test_lanes_16<bf16_t, false>("bf16", widen_bf16);
   test_lanes_16<fp16_t, false>("fp16", widen_fp16);
   test_lanes_16<bf16_t, true>("bf16", widen_bf16);
