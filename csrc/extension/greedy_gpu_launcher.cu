@@ -170,7 +170,7 @@ void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outpu
             cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
-  const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T))};
+  const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T)), kStats};
   const gpu::LaunchPlan plan =
       gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous, kStats>(device));
   TORCH_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),

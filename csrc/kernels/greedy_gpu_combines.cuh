@@ -10,7 +10,7 @@
 #include "greedy_gpu_memory.cuh"
 #include "greedy_gpu_stats.cuh"
 #include "greedy_key.h"
-#include "greedy_plan.h"  // kMaxCollectedSplits
+#include "greedy_plan.h"  // kMaxCollectedSplits, kMaxCollectedStatsSplits
 
 namespace safe_greedy {
 namespace gpu {
@@ -22,46 +22,24 @@ namespace gpu {
 // plan from making the collector wait for a key that never comes.
 __device__ __forceinline__ Key published_key(Key k) { return k == kEmptyKey ? Key{1} : k; }
 
-// Slots each lane of the collecting warp loads at once: one round trip for
-// rows of up to kWarpSize * kCollectUnroll splits.
-constexpr int kCollectUnroll = (kMaxCollectedSplits + kWarpSize - 1) / kWarpSize;
-
 // Polling rounds after which a collector stops waiting (each round is one
 // L2 round trip, so this is a fraction of a second). A correct launch never
 // comes near it: see collect_row_key().
 constexpr uint32_t kMaxCollectRounds = 1u << 20;
 
-// Run by the collecting warp: waits until each slot `u * kWarpSize + lane`
-// of `slots` that is this lane's (theirs[u]) holds a published, non-zero word,
-// and leaves it in got[u]; the caller zeroes the slots. Each round reloads every slot
-// still unpublished, all at once, so that waiting for several late blocks
-// costs one round trip after the last.
-__device__ __forceinline__ void await_slots(uint64_t* slots, const bool (&theirs)[kCollectUnroll],
-                                            uint64_t (&got)[kCollectUnroll]) {
-  const uint32_t lane = threadIdx.x % kWarpSize;
-  bool waiting;
-  uint32_t rounds = 0;
-  do {
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      if (theirs[u] && got[u] == 0) got[u] = load_slot(&slots[u * kWarpSize + lane]);
-    }
-    waiting = false;
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) waiting |= theirs[u] && got[u] == 0;
-  } while (any_in_warp(waiting) && ++rounds < kMaxCollectRounds);
-}
+// Slots each lane of the collecting warp loads at once: one round trip for
+// rows of up to kWarpSize * kCollectUnroll splits. The kernels with the extra
+// outputs, whose lanes also hold each split's pair, collect fewer splits.
+constexpr int kCollectUnroll = (kMaxCollectedSplits + kWarpSize - 1) / kWarpSize;
+constexpr int kStatsCollectUnroll = (kMaxCollectedStatsSplits + kWarpSize - 1) / kWarpSize;
 
 // Run by warp 0 of the block that started last among a row's `splits`
 // blocks; `own` is that block's split and `own_key` its key (lane 0). Waits
 // for every other split's key, returns the row's maximum key in every lane,
 // and leaves the row's slots zero. With kStats, each split has also published
-// its pair in `pair_slots` (publish_with_stats()), and `*pair` (the block's
-// own pair, read in lane 0) becomes the row's pair in every lane. The pairs
-// are awaited once the keys are in, not beside them: holding both in
-// registers at once cost these kernels 8 registers, and blocks a
-// multiprocessor at large batch (see "the extra outputs' fixed cost" in
-// docs/PERFORMANCE.md).
+// its pair in `pair_slots` (publish_with_stats()), which is awaited beside its
+// key, and `*pair` (the block's own pair, read in lane 0) becomes the row's
+// pair in every lane.
 //
 // A launch that has its workspace to itself cannot wait forever: every other
 // block of the row took its ticket earlier, so it is running, and it
@@ -76,34 +54,54 @@ template <bool kStats>
 __device__ __forceinline__ Key collect_row_key(Key* row_slots, uint32_t splits, uint32_t own,
                                                Key own_key, uint64_t* pair_slots = nullptr,
                                                RowStats* pair = nullptr) {
+  constexpr int kSlots = kStats ? kStatsCollectUnroll : kCollectUnroll;
   const uint32_t lane = threadIdx.x % kWarpSize;
-  // theirs[u]: slot u * kWarpSize + lane belongs to another split of this row.
-  bool theirs[kCollectUnroll];
-  Key got[kCollectUnroll];
+  // Lane `lane` looks after slots lane, lane + 32, ...; theirs[u]: slot
+  // u * 32 + lane belongs to another split of this row.
+  bool theirs[kSlots];
+  Key got[kSlots];
+  uint64_t got_pair[kSlots];
 #pragma unroll
-  for (int u = 0; u < kCollectUnroll; ++u) {
+  for (int u = 0; u < kSlots; ++u) {
     const uint32_t s = u * kWarpSize + lane;
     theirs[u] = s < splits && s != own;
     got[u] = kEmptyKey;
+    got_pair[u] = 0;
   }
-  await_slots(row_slots, theirs, got);
+  bool waiting;
+  uint32_t rounds = 0;
+  do {
+    // Each round reloads every slot still unpublished, all at once, so that
+    // waiting for several late blocks costs one round trip after the last.
+#pragma unroll
+    for (int u = 0; u < kSlots; ++u) {
+      if (theirs[u] && got[u] == kEmptyKey) got[u] = load_slot(&row_slots[u * kWarpSize + lane]);
+      if constexpr (kStats) {
+        if (theirs[u] && got_pair[u] == 0) got_pair[u] = load_slot(&pair_slots[u * kWarpSize + lane]);
+      }
+    }
+    waiting = false;
+#pragma unroll
+    for (int u = 0; u < kSlots; ++u) {
+      waiting |= theirs[u] && got[u] == kEmptyKey;
+      if constexpr (kStats) waiting |= theirs[u] && got_pair[u] == 0;
+    }
+  } while (any_in_warp(waiting) && ++rounds < kMaxCollectRounds);
   Key best = lane == 0 ? own_key : kEmptyKey;
 #pragma unroll
-  for (int u = 0; u < kCollectUnroll; ++u) {
+  for (int u = 0; u < kSlots; ++u) {
     if (theirs[u]) store_slot(&row_slots[u * kWarpSize + lane], kEmptyKey);
     best = max_key(best, got[u]);
   }
   const Key row_key = warp_max_key(best);
   if constexpr (kStats) {
-    uint64_t got_pair[kCollectUnroll] = {};
-    await_slots(pair_slots, theirs, got_pair);
     // Each lane rescales the pairs it holds to the row's maximum, the value
     // of the row's key, as warp_stats_at() does.
     const float max = key_value(row_key);
     const float shift = exp_shift(max);
     float sum = lane == 0 ? sum_at(*pair, shift) : 0.0f;
 #pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
+    for (int u = 0; u < kSlots; ++u) {
       if (!theirs[u]) continue;
       store_slot(&pair_slots[u * kWarpSize + lane], 0);
       sum += sum_at(unpack_stats(got_pair[u]), shift);

@@ -38,6 +38,13 @@ static_assert(kH100Policy.max_collected_splits <= kMaxCollectedSplits &&
                   kDefaultAmdPolicy.max_collected_splits <= kMaxCollectedSplits,
               "a policy collects more splits than the kernel can gather");
 
+// The most splits the kernels with the extra outputs collect: their
+// collecting warp holds each split's pair beside its key, and at 64 (two
+// slots a lane at warp width 32) it needs no more registers than those
+// kernels' loops, so their occupancy is kept (see "the extra outputs' fixed
+// cost" in docs/PERFORMANCE.md). Their rows of more splits are fenced.
+constexpr uint32_t kMaxCollectedStatsSplits = kMaxCollectedSplits < 64 ? kMaxCollectedSplits : 64;
+
 // Block sizes the kernel is built for (see "f65bbc2 and 2d65f6f" and
 // "8b10318 and 678eb12" in docs/PERFORMANCE.md for why these three).
 constexpr int kNarrowBlockThreads = 128;
@@ -86,6 +93,7 @@ struct Problem {
   uint32_t vocab;
   bool contiguous;
   int elements_per_vector;
+  bool stats = false;  // the kernels with the extra outputs
 };
 
 struct LaunchPlan {
@@ -237,6 +245,12 @@ inline bool shares_blocks_between_rows(int64_t batch, int64_t units, bool contig
 // iteration): every block starts at once, each ends with one combine, and the
 // combine's latency is paid once per launch. A contiguous row is split no
 // finer than one iteration an item.
+// The most splits of a row that the problem's kernels combine by collection.
+inline uint32_t collected_split_limit(const Problem& problem, const TuningPolicy& policy) {
+  const uint32_t limit = policy.max_collected_splits;
+  return problem.stats && limit > kMaxCollectedStatsSplits ? kMaxCollectedStatsSplits : limit;
+}
+
 inline void plan_splits(const Problem& problem, int threads, int64_t resident,
                         const TuningPolicy& policy, LaunchPlan& plan) {
   const int64_t units = row_units(problem.vocab, problem.contiguous, problem.elements_per_vector);
@@ -250,7 +264,7 @@ inline void plan_splits(const Problem& problem, int threads, int64_t resident,
     if (splits < 1) splits = 1;
     // Only rows combined by collection: the search stays short, and rows of
     // more splits were not measured.
-    const int64_t collected = policy.max_collected_splits;
+    const int64_t collected = collected_split_limit(problem, policy);
     if (policy.avoid_thin_last_iteration && problem.contiguous && splits > 1 &&
         splits <= collected) {
       const int64_t limit = most < collected ? most : collected;
@@ -296,7 +310,8 @@ inline LaunchPlan plan_launch(const Problem& problem, const DeviceDescription& d
     plan.grid_x = problem.batch;
     return plan;
   }
-  plan.combine = plan.splits <= policy.max_collected_splits ? Combine::kCollected : Combine::kFenced;
+  plan.combine = plan.splits <= collected_split_limit(problem, policy) ? Combine::kCollected
+                                                                       : Combine::kFenced;
   plan.grid_x = plan.splits;
   plan.grid_y = static_cast<uint32_t>(problem.batch);
   plan.workspace_slots = max_split_items(resident_of_size, policy);

@@ -20,6 +20,7 @@ using safe_greedy::gpu::Combine;
 using safe_greedy::gpu::DeviceDescription;
 using safe_greedy::gpu::kH100Policy;
 using safe_greedy::gpu::kMaxCollectedSplits;
+using safe_greedy::gpu::kMaxCollectedStatsSplits;
 using safe_greedy::gpu::kMaxGridRows;
 using safe_greedy::gpu::kNarrowBlockThreads;
 using safe_greedy::gpu::kStandardBlockThreads;
@@ -287,9 +288,13 @@ void check_plan(const Problem& problem, const DeviceDescription& dev, const Tuni
   CHECK(splits >= 1 && per >= 1, CTX, ARGS);
   // The combine is the plan's: none for whole rows, collection for rows of
   // few splits, fenced atomics beyond.
-  const Combine expected_combine = splits == 1 ? Combine::kNone
-                                   : splits <= policy.max_collected_splits ? Combine::kCollected
-                                                                           : Combine::kFenced;
+  // The kernels with the extra outputs collect at most kMaxCollectedStatsSplits.
+  const uint64_t collected = problem.stats ? std::min(policy.max_collected_splits, kMaxCollectedStatsSplits)
+                                           : policy.max_collected_splits;
+  CHECK(safe_greedy::gpu::collected_split_limit(problem, policy) == collected, CTX, ARGS);
+  const Combine expected_combine = splits == 1          ? Combine::kNone
+                                   : splits <= collected ? Combine::kCollected
+                                                         : Combine::kFenced;
   CHECK(p.combine == expected_combine, CTX " combine the wrong way", ARGS);
   CHECK(policy.max_collected_splits <= kMaxCollectedSplits, CTX, ARGS);
   // The grid: (splits, rows) for split rows, one block a row otherwise; the
@@ -319,7 +324,7 @@ void check_plan(const Problem& problem, const DeviceDescription& dev, const Tuni
   // Rows that max_collected_splits blocks read in one iteration each are
   // combined by collection, never by the fenced atomics.
   if (contiguous && p.combine == Combine::kFenced) {
-    CHECK(units > static_cast<uint64_t>(policy.max_collected_splits) * threads * kUnroll,
+    CHECK(units > collected * threads * kUnroll,
           CTX " give the fenced combine a row collection could take", ARGS);
   }
   // The launcher refuses grids past int32; the plan must never be the reason.
@@ -483,6 +488,10 @@ int main() {
           for (bool contiguous : {true, false}) {
             const Problem problem{batch, vocab, contiguous, epv};
             check_plan(problem, d, safe_greedy::gpu::tuning_policy_for(d));
+            // The kernels with the extra outputs, where rows are split.
+            if (batch <= 4096) {
+              check_plan(Problem{batch, vocab, contiguous, epv, true}, d, safe_greedy::gpu::tuning_policy_for(d));
+            }
             // The other policies on the same device, for a third of the rows.
             if (vocab % 3 == 0) {
               for (const TuningPolicy* policy : policies) {
