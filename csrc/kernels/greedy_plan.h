@@ -239,18 +239,18 @@ inline bool shares_blocks_between_rows(int64_t batch, int64_t units, bool contig
   return contiguous && batch > resident.narrow && units <= policy.short_row_max_units;
 }
 
-// The split count and share for a row read by blocks of `threads` threads, of
-// which `resident` fit the GPU at once. A short batch is split so that the
-// launch is at most split_target_blocks() (more where that avoids a thin last
-// iteration): every block starts at once, each ends with one combine, and the
-// combine's latency is paid once per launch. A contiguous row is split no
-// finer than one iteration an item.
 // The most splits of a row that the problem's kernels combine by collection.
 inline uint32_t collected_split_limit(const Problem& problem, const TuningPolicy& policy) {
   const uint32_t limit = policy.max_collected_splits;
   return problem.stats && limit > kMaxCollectedStatsSplits ? kMaxCollectedStatsSplits : limit;
 }
 
+// The split count and share for a row read by blocks of `threads` threads, of
+// which `resident` fit the GPU at once. A short batch is split so that the
+// launch is at most split_target_blocks() (more where that avoids a thin last
+// iteration): every block starts at once, each ends with one combine, and the
+// combine's latency is paid once per launch. A contiguous row is split no
+// finer than one iteration an item.
 inline void plan_splits(const Problem& problem, int threads, int64_t resident,
                         const TuningPolicy& policy, LaunchPlan& plan) {
   const int64_t units = row_units(problem.vocab, problem.contiguous, problem.elements_per_vector);
