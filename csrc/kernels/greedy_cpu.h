@@ -88,7 +88,10 @@ struct Lanes<fp16_t> {
   static inline float to_float_for_sum(fp16_t x) {
     const uint32_t magnitude = static_cast<uint32_t>(x.bits & 0x7FFFu) << 13;
     const uint32_t finite = float_bits(bits_to_float(magnitude) * 0x1p112f);
-    const uint32_t bits = (x.bits & kInfBits) == kInfBits ? (magnitude | 0x7F800000u) : finite;
+    // Infinities and NaNs by mask, not by branch, so that the loop over a
+    // block vectorises.
+    const uint32_t special = 0u - static_cast<uint32_t>((x.bits & kInfBits) == kInfBits);
+    const uint32_t bits = (finite & ~special) | ((magnitude | 0x7F800000u) & special);
     return bits_to_float(bits | (static_cast<uint32_t>(x.bits & 0x8000u) << 16));
   }
 };
@@ -311,70 +314,137 @@ inline uint32_t first_nan(const T* __restrict__ p, uint32_t n) {
 }
 
 #if defined(__GNUC__)
+// Eight lanes, for pass three where the CPU has AVX2 and FMA. They never pass
+// a call between code built for different ISAs (chunk_exp_sum_avx2() reaches
+// them through always-inline functions that take pointers; clang refuses
+// such a call), so GCC's note on x86 that they pass differently with and
+// without AVX concerns no call here: the builds pass -Wno-psabi.
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+#define SG_CPU_INLINE __attribute__((always_inline)) inline
+#else
+#define SG_CPU_INLINE inline
+#endif
+
+#if defined(__GNUC__)
 }  // namespace cpu
 
-// exp_nonpositive() four lanes at a time.
-template <>
-struct ExpLanes<cpu::f32x4> {
-  using bits_t = cpu::i32x4;
-  static inline bits_t to_bits(cpu::f32x4 x) {
+// exp_nonpositive() on the vector types: at the baseline ISA each lane as the
+// scalar code computes it, bit for bit (tests/cpp/test_stats.cpp).
+template <class V, class B>
+struct VectorExpLanes {
+  using bits_t = B;
+  static inline bits_t to_bits(V x) {
     bits_t b;
     memcpy(&b, &x, sizeof(b));
     return b;
   }
-  static inline cpu::f32x4 from_bits(bits_t b) {
-    cpu::f32x4 x;
+  static inline V from_bits(bits_t b) {
+    V x;
     memcpy(&x, &b, sizeof(x));
     return x;
   }
-  static inline cpu::f32x4 splat(float x) { return cpu::f32x4{x, x, x, x}; }
+  static inline V splat(float x) { return V{} + x; }
 };
+
+template <>
+struct ExpLanes<cpu::f32x4> : VectorExpLanes<cpu::f32x4, cpu::i32x4> {};
+template <>
+struct ExpLanes<cpu::f32x8> : VectorExpLanes<cpu::f32x8, cpu::i32x8> {};
 
 namespace cpu {
 #endif
 
 // Pass three: the sum of exp(x - shift) over p[0, n), where no x is above the
-// shift. Sixteen partial sums (four vectors) keep each one short, which
-// bounds the rounding of a long chunk.
-inline float exp_sum(const float* __restrict__ p, uint32_t n, float shift) {
+// shift, with a vector loop in lanes of V (float: none) and a scalar tail.
+// Four vectors of partial sums keep each one short, which bounds the
+// rounding of a long chunk.
+template <class V>
+SG_CPU_INLINE float exp_sum(const float* __restrict__ p, uint32_t n, float shift) {
   float total = 0.0f;
   uint32_t i = 0;
-#if defined(__GNUC__)
-  constexpr uint32_t kVectors = 4;
-  const f32x4 shifts = ExpLanes<f32x4>::splat(shift);
-  f32x4 sums[kVectors];
-  for (uint32_t k = 0; k < kVectors; ++k) sums[k] = f32x4{0.0f, 0.0f, 0.0f, 0.0f};
-  for (; i + 4 * kVectors <= n; i += 4 * kVectors) {
-    for (uint32_t k = 0; k < kVectors; ++k) {
-      f32x4 x;
-      memcpy(&x, p + i + 4 * k, sizeof(x));
-      sums[k] += exp_nonpositive(x - shifts);
+  if constexpr (!std::is_same<V, float>::value) {
+    constexpr uint32_t kLanes = sizeof(V) / sizeof(float);
+    constexpr uint32_t kVectors = 4;
+    const V shifts = ExpLanes<V>::splat(shift);
+    V sums[kVectors] = {};
+    for (; i + kLanes * kVectors <= n; i += kLanes * kVectors) {
+      for (uint32_t k = 0; k < kVectors; ++k) {
+        V x;
+        memcpy(&x, p + i + kLanes * k, sizeof(x));
+        sums[k] += exp_nonpositive(x - shifts);
+      }
     }
+    // The lanes added pairwise, as a tree.
+    const V all = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    float lanes[kLanes];
+    memcpy(lanes, &all, sizeof(lanes));
+    for (uint32_t width = 1; width < kLanes; width *= 2) {
+      for (uint32_t k = 0; k < kLanes; k += 2 * width) lanes[k] += lanes[k + width];
+    }
+    total = lanes[0];
   }
-  const f32x4 all = (sums[0] + sums[1]) + (sums[2] + sums[3]);
-  total = (all[0] + all[1]) + (all[2] + all[3]);
-#endif
   for (; i < n; ++i) total += exp_nonpositive(p[i] - shift);
   return total;
 }
 
-// The 16-bit formats are widened a block at a time into a buffer that stays
-// in L1, and summed from there.
+// A block of 16-bit values as floats, for pass three (a loop of its own:
+// written inline in chunk_exp_sum_in(), GCC 12 did not vectorise it).
 template <class T>
-inline float chunk_exp_sum(const T* __restrict__ p, uint32_t n, float shift) {
-  float widened[kBlock];
-  float total = 0.0f;
-  for (uint32_t start = 0; start < n; start += kBlock) {
-    const uint32_t len = n - start < kBlock ? n - start : kBlock;
-    for (uint32_t i = 0; i < len; ++i) widened[i] = Lanes<T>::to_float_for_sum(p[start + i]);
-    total += exp_sum(widened, len, shift);
-  }
-  return total;
+SG_CPU_INLINE void widen_for_sum(const T* __restrict__ p, uint32_t n, float* __restrict__ out) {
+  for (uint32_t i = 0; i < n; ++i) out[i] = Lanes<T>::to_float_for_sum(p[i]);
 }
 
-template <>
-inline float chunk_exp_sum<float>(const float* __restrict__ p, uint32_t n, float shift) {
-  return exp_sum(p, n, shift);
+// exp_sum() over a chunk of any storage type: the 16-bit formats are widened
+// a block at a time into a buffer that stays in L1, and summed from there.
+template <class V, class T>
+SG_CPU_INLINE float chunk_exp_sum_in(const T* __restrict__ p, uint32_t n, float shift) {
+  if constexpr (std::is_same<T, float>::value) {
+    return exp_sum<V>(p, n, shift);
+  } else {
+    float widened[kBlock];
+    float total = 0.0f;
+    for (uint32_t start = 0; start < n; start += kBlock) {
+      const uint32_t len = n - start < kBlock ? n - start : kBlock;
+      widen_for_sum(p + start, len, widened);
+      total += exp_sum<V>(widened, len, shift);
+    }
+    return total;
+  }
+}
+
+// The lanes of pass three's vector loop at the baseline ISA: SSE2 on x86-64,
+// NEON on arm64.
+#if defined(__GNUC__)
+using BaselineLanes = f32x4;
+#else
+using BaselineLanes = float;
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+// Pass three compiled for AVX2 and FMA, widening included; called only where
+// the CPU has both, as the build targets the baseline ISA. The compiler fuses
+// the polynomial's multiply-adds, so an exponential may differ from the
+// baseline code's in its last bit (both within 2 ulp of exp). See "AVX2
+// exponentials" in docs/PERFORMANCE.md.
+template <class T>
+__attribute__((target("avx2,fma"))) float chunk_exp_sum_avx2(const T* __restrict__ p, uint32_t n,
+                                                             float shift) {
+  return chunk_exp_sum_in<f32x8>(p, n, shift);
+}
+
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
+template <class T>
+inline float chunk_exp_sum(const T* __restrict__ p, uint32_t n, float shift) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  if (cpu_has_avx2()) return chunk_exp_sum_avx2(p, n, shift);
+#endif
+  return chunk_exp_sum_in<BaselineLanes>(p, n, shift);
 }
 
 // `s` with the elements of a NaN-free chunk whose greatest value is

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -60,6 +61,137 @@ void check_exp() {
     }
   }
 #endif
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+// exp_nonpositive() on one vector of V's lanes, through memory: the vector
+// never passes a call between code compiled for different ISAs (clang
+// refuses that), as in greedy_cpu.h.
+template <class V>
+SG_CPU_INLINE void exp_lanes(const float* in, float* out) {
+  V x;
+  std::memcpy(&x, in, sizeof(x));
+  const V y = safe_greedy::exp_nonpositive(x);
+  std::memcpy(out, &y, sizeof(y));
+}
+
+// The eight-lane exponential as the AVX2 code compiles it (multiply-adds
+// fused).
+__attribute__((target("avx2,fma"))) void exp_eight_lanes(const float* in, float* out) {
+  exp_lanes<safe_greedy::cpu::f32x8>(in, out);
+}
+#endif
+
+// Chunks of `n` values of storage type T, and the sum in double of exp(x -
+// shift) over their values as pass three widens them.
+template <class T>
+double widened_exp_sum(const std::vector<T>& chunk, uint32_t n, float shift) {
+  double sum = 0.0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const float x = safe_greedy::cpu::Lanes<T>::to_float_for_sum(chunk[i]);
+    sum += std::exp(static_cast<double>(x) - shift);
+  }
+  return sum;
+}
+
+template <class T>
+T storage_of(float x);
+template <>
+float storage_of<float>(float x) { return x; }
+template <>
+safe_greedy::bf16_t storage_of<safe_greedy::bf16_t>(float x) {
+  return safe_greedy::bf16_t{static_cast<uint16_t>(bits_of(x) >> 16)};
+}
+template <>
+safe_greedy::fp16_t storage_of<safe_greedy::fp16_t>(float x) {
+  // Values below fp16's largest: the top 10 mantissa bits, rebiased; those
+  // below its normal range become a signed zero.
+  const uint32_t b = bits_of(x);
+  const uint32_t sign = (b >> 16) & 0x8000u;
+  const uint32_t exponent = (b >> 23) & 0xFFu;
+  if (exponent < 127 - 14) return safe_greedy::fp16_t{static_cast<uint16_t>(sign)};
+  return safe_greedy::fp16_t{
+      static_cast<uint16_t>(sign | ((exponent - 127 + 15) << 10) | ((b >> 13) & 0x3FFu))};
+}
+
+// Pass three of the CPU kernel (chunk_exp_sum: the vector loop the CPU gets,
+// then a scalar tail; 16-bit chunks widened a block at a time) against the
+// sum in double, at lengths around every multiple of its loop's step and of
+// the widening block; the baseline loop and, where the CPU has AVX2, the
+// AVX2 loop both, whose eight lanes also give the scalar's bits.
+template <class T>
+void check_exp_sums_of(test::Rng& rng, bool avx2) {
+  std::vector<T> chunk(1100);
+  for (uint32_t n : {0u, 1u, 7u, 15u, 16u, 17u, 31u, 32u, 33u, 63u, 64u, 65u, 100u, 255u, 256u,
+                     257u, 1000u, 1100u}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      // Values below a shift of 3, in fp16's normal range; some far below
+      // (terms of 0).
+      for (uint32_t i = 0; i < n; ++i) {
+        const double u = static_cast<double>(rng.bits32()) / 4294967296.0;
+        chunk[i] = storage_of<T>(static_cast<float>(trial % 4 == 0 ? 2.5 - 200.0 * u : 2.5 - 12.0 * u));
+      }
+      const float shift = 3.0f;
+      const double want = widened_exp_sum(chunk, n, shift);
+      auto close = [&](float got) { return std::fabs(got - want) <= 2e-6 * want + 1e-30; };
+      const float got = safe_greedy::cpu::chunk_exp_sum(chunk.data(), n, shift);
+      CHECK(close(got), "chunk_exp_sum of %u values: %.9g, want %.17g", n, got, want);
+      const float baseline =
+          safe_greedy::cpu::chunk_exp_sum_in<safe_greedy::cpu::BaselineLanes>(chunk.data(), n, shift);
+      CHECK(close(baseline), "baseline chunk_exp_sum of %u values: %.9g, want %.17g", n, baseline, want);
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+      if (avx2) {
+        const float eight = safe_greedy::cpu::chunk_exp_sum_avx2(chunk.data(), n, shift);
+        CHECK(close(eight), "AVX2 chunk_exp_sum of %u values: %.9g, want %.17g", n, eight, want);
+      }
+#endif
+    }
+  }
+}
+
+void check_exp_sums() {
+  test::Rng rng(29);
+  bool avx2 = false;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  avx2 = safe_greedy::cpu::cpu_has_avx2();
+  if (avx2) {
+    // Every 61st negative float down to the cut-off, eight at a time, within
+    // 2 ulp of exp in double, as the scalar code (check_exp); exactly 0 below
+    // the cut-off, at -inf and for a NaN; 1 at zero.
+    float in[8], out[8];
+    int filled = 0;
+    uint64_t worst_ulps_x1000 = 0;
+    auto check_lanes = [&](int lanes) {
+      exp_eight_lanes(in, out);
+      for (int k = 0; k < lanes; ++k) {
+        const double want = std::exp(static_cast<double>(in[k]));
+        const double ulp = std::ldexp(1.0, std::ilogb(want) - 23);
+        const double ulps = std::fabs(out[k] - want) / ulp;
+        if (ulps * 1000 > worst_ulps_x1000) worst_ulps_x1000 = static_cast<uint64_t>(ulps * 1000);
+        CHECK(ulps <= 2.0, "eight-lane exp(%.9g): got %.9g, want %.17g", in[k], out[k], want);
+      }
+    };
+    for (uint32_t u = 0x80000000u; u <= bits_of(safe_greedy::kExpMinArgument); u += 61) {
+      in[filled++] = float_of(u);
+      if (filled == 8) {
+        check_lanes(8);
+        filled = 0;
+      }
+    }
+    if (filled > 0) check_lanes(filled);
+    std::printf("eight-lane exp_nonpositive: worst error %.3f ulp\n", worst_ulps_x1000 / 1000.0);
+    const float edges[8] = {std::nextafter(safe_greedy::kExpMinArgument, -kInf), -100.0f, -1e30f,
+                            -kInf, kNaN, -kNaN, 0.0f, -0.0f};
+    std::memcpy(in, edges, sizeof(in));
+    exp_eight_lanes(in, out);
+    for (int k = 0; k < 6; ++k) CHECK(bits_of(out[k]) == 0u, "eight-lane exp(%g) = %g", in[k], out[k]);
+    CHECK(out[6] == 1.0f && out[7] == 1.0f);
+  }
+#endif
+  std::printf("chunk_exp_sum: %s loop, and the baseline loop\n", avx2 ? "AVX2" : "baseline");
+  check_exp_sums_of<float>(rng, avx2);
+  check_exp_sums_of<safe_greedy::bf16_t>(rng, avx2);
+  check_exp_sums_of<safe_greedy::fp16_t>(rng, avx2);
 }
 
 // A pair built the way the GPU kernel builds it: one raise_max per vector of
@@ -237,6 +369,7 @@ void check_fp16_widening_for_sums() {
 
 int main() {
   check_exp();
+  check_exp_sums();
   check_fp16_widening_for_sums();
   check_pairs();
   check_validity();
