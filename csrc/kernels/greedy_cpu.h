@@ -314,16 +314,16 @@ inline uint32_t first_nan(const T* __restrict__ p, uint32_t n) {
 }
 
 #if defined(__GNUC__)
-// Eight lanes, for pass three where the CPU has AVX2 and FMA. They never pass
-// a call between code built for different ISAs (chunk_exp_sum_avx2() reaches
-// them through always-inline functions that take pointers; clang refuses
-// such a call), so GCC's note on x86 that they pass differently with and
-// without AVX concerns no call here: the builds pass -Wno-psabi.
+// Eight and sixteen lanes, for pass three where the CPU has AVX2 and FMA, or
+// AVX-512. Every function that takes or returns them is forced inline
+// (SG_VECTOR_INLINE), so they never pass a call between code built for
+// different ISAs, whose ABIs for them differ (clang refuses such a call; GCC
+// compiles it, wrongly): GCC's note on that difference concerns no call here,
+// and the builds pass -Wno-psabi.
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
-#define SG_CPU_INLINE __attribute__((always_inline)) inline
-#else
-#define SG_CPU_INLINE inline
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
 #endif
 
 #if defined(__GNUC__)
@@ -334,23 +334,25 @@ typedef int32_t i32x8 __attribute__((vector_size(32)));
 template <class V, class B>
 struct VectorExpLanes {
   using bits_t = B;
-  static inline bits_t to_bits(V x) {
+  static SG_VECTOR_INLINE bits_t to_bits(V x) {
     bits_t b;
     memcpy(&b, &x, sizeof(b));
     return b;
   }
-  static inline V from_bits(bits_t b) {
+  static SG_VECTOR_INLINE V from_bits(bits_t b) {
     V x;
     memcpy(&x, &b, sizeof(x));
     return x;
   }
-  static inline V splat(float x) { return V{} + x; }
+  static SG_VECTOR_INLINE V splat(float x) { return V{} + x; }
 };
 
 template <>
 struct ExpLanes<cpu::f32x4> : VectorExpLanes<cpu::f32x4, cpu::i32x4> {};
 template <>
 struct ExpLanes<cpu::f32x8> : VectorExpLanes<cpu::f32x8, cpu::i32x8> {};
+template <>
+struct ExpLanes<cpu::f32x16> : VectorExpLanes<cpu::f32x16, cpu::i32x16> {};
 
 namespace cpu {
 #endif
@@ -360,7 +362,7 @@ namespace cpu {
 // Four vectors of partial sums keep each one short, which bounds the
 // rounding of a long chunk.
 template <class V>
-SG_CPU_INLINE float exp_sum(const float* __restrict__ p, uint32_t n, float shift) {
+SG_VECTOR_INLINE float exp_sum(const float* __restrict__ p, uint32_t n, float shift) {
   float total = 0.0f;
   uint32_t i = 0;
   if constexpr (!std::is_same<V, float>::value) {
@@ -391,14 +393,14 @@ SG_CPU_INLINE float exp_sum(const float* __restrict__ p, uint32_t n, float shift
 // A block of 16-bit values as floats, for pass three (a loop of its own:
 // written inline in chunk_exp_sum_in(), GCC 12 did not vectorise it).
 template <class T>
-SG_CPU_INLINE void widen_for_sum(const T* __restrict__ p, uint32_t n, float* __restrict__ out) {
+SG_VECTOR_INLINE void widen_for_sum(const T* __restrict__ p, uint32_t n, float* __restrict__ out) {
   for (uint32_t i = 0; i < n; ++i) out[i] = Lanes<T>::to_float_for_sum(p[i]);
 }
 
 // exp_sum() over a chunk of any storage type: the 16-bit formats are widened
 // a block at a time into a buffer that stays in L1, and summed from there.
 template <class V, class T>
-SG_CPU_INLINE float chunk_exp_sum_in(const T* __restrict__ p, uint32_t n, float shift) {
+SG_VECTOR_INLINE float chunk_exp_sum_in(const T* __restrict__ p, uint32_t n, float shift) {
   if constexpr (std::is_same<T, float>::value) {
     return exp_sum<V>(p, n, shift);
   } else {
@@ -437,11 +439,24 @@ inline bool cpu_has_avx2() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
+
+// The same in sixteen lanes, for CPUs with AVX-512.
+template <class T>
+__attribute__((target("avx512f"))) float chunk_exp_sum_avx512(const T* __restrict__ p, uint32_t n,
+                                                              float shift) {
+  return chunk_exp_sum_in<f32x16>(p, n, shift);
+}
+
+inline bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
 #endif
 
 template <class T>
 inline float chunk_exp_sum(const T* __restrict__ p, uint32_t n, float shift) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  if (cpu_has_avx512()) return chunk_exp_sum_avx512(p, n, shift);
   if (cpu_has_avx2()) return chunk_exp_sum_avx2(p, n, shift);
 #endif
   return chunk_exp_sum_in<BaselineLanes>(p, n, shift);

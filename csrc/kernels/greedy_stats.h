@@ -57,8 +57,17 @@ struct ExpLanes<float> {
 // -ffast-math may reach the kernels). x = k ln2 + r with |r| <= ln2 / 2, and
 // e^r by its Taylor polynomial of degree 7 (remainder below 2^-27 relative).
 // Below kExpMinArgument, and for a NaN, it returns 0.
+// Forced inline under GCC and clang: the CPU kernel also runs it on vector
+// types inside functions built for a wider ISA (greedy_cpu.h), where a call
+// would pass them by a different ABI than the callee's.
+#if defined(__GNUC__)
+#define SG_VECTOR_INLINE __attribute__((always_inline)) inline
+#else
+#define SG_VECTOR_INLINE inline
+#endif
+
 template <class V>
-inline V exp_nonpositive(V x) {
+SG_VECTOR_INLINE V exp_nonpositive(V x) {
   using E = ExpLanes<V>;
   const V low = E::splat(kExpMinArgument);
   const V clamped = x >= low ? x : low;

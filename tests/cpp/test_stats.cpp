@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -68,17 +69,89 @@ void check_exp() {
 // never passes a call between code compiled for different ISAs (clang
 // refuses that), as in greedy_cpu.h.
 template <class V>
-SG_CPU_INLINE void exp_lanes(const float* in, float* out) {
+SG_VECTOR_INLINE void exp_lanes(const float* in, float* out) {
   V x;
   std::memcpy(&x, in, sizeof(x));
   const V y = safe_greedy::exp_nonpositive(x);
   std::memcpy(out, &y, sizeof(y));
 }
 
-// The eight-lane exponential as the AVX2 code compiles it (multiply-adds
-// fused).
-__attribute__((target("avx2,fma"))) void exp_eight_lanes(const float* in, float* out) {
+// The wide exponentials as the AVX2 and AVX-512 code compiles them
+// (multiply-adds fused), sixteen values at a time.
+__attribute__((target("avx2,fma"))) void exp_avx2(const float* in, float* out) {
   exp_lanes<safe_greedy::cpu::f32x8>(in, out);
+  exp_lanes<safe_greedy::cpu::f32x8>(in + 8, out + 8);
+}
+
+__attribute__((target("avx512f"))) void exp_avx512(const float* in, float* out) {
+  exp_lanes<safe_greedy::cpu::f32x16>(in, out);
+}
+
+// The wide loops this CPU can run, with their exponential and pass three.
+struct WideLoop {
+  const char* name;
+  bool runs;
+  void (*exp16)(const float*, float*);
+  float (*sum_f32)(const float*, uint32_t, float);
+  float (*sum_bf16)(const safe_greedy::bf16_t*, uint32_t, float);
+  float (*sum_fp16)(const safe_greedy::fp16_t*, uint32_t, float);
+};
+
+std::vector<WideLoop> wide_loops() {
+  using namespace safe_greedy::cpu;
+  return {
+      {"AVX2", cpu_has_avx2(), exp_avx2, chunk_exp_sum_avx2<float>,
+       chunk_exp_sum_avx2<safe_greedy::bf16_t>, chunk_exp_sum_avx2<safe_greedy::fp16_t>},
+      {"AVX-512", cpu_has_avx512(), exp_avx512, chunk_exp_sum_avx512<float>,
+       chunk_exp_sum_avx512<safe_greedy::bf16_t>, chunk_exp_sum_avx512<safe_greedy::fp16_t>},
+  };
+}
+
+template <class T>
+float wide_sum(const WideLoop& loop, const T* p, uint32_t n, float shift) {
+  if constexpr (std::is_same<T, float>::value) return loop.sum_f32(p, n, shift);
+  if constexpr (std::is_same<T, safe_greedy::bf16_t>::value) return loop.sum_bf16(p, n, shift);
+  if constexpr (std::is_same<T, safe_greedy::fp16_t>::value) return loop.sum_fp16(p, n, shift);
+}
+
+// A wide exponential over every 61st negative float down to the cut-off,
+// within 2 ulp of exp in double, as the scalar code (check_exp); exactly 0
+// below the cut-off, at -inf and for a NaN; 1 at zero.
+void check_wide_exp(const WideLoop& loop) {
+  float in[16], out[16];
+  int filled = 0;
+  uint64_t worst_ulps_x1000 = 0;
+  auto check_lanes = [&](int lanes) {
+    loop.exp16(in, out);
+    for (int k = 0; k < lanes; ++k) {
+      const double want = std::exp(static_cast<double>(in[k]));
+      const double ulp = std::ldexp(1.0, std::ilogb(want) - 23);
+      const double ulps = std::fabs(out[k] - want) / ulp;
+      if (ulps * 1000 > worst_ulps_x1000) worst_ulps_x1000 = static_cast<uint64_t>(ulps * 1000);
+      CHECK(ulps <= 2.0, "%s exp(%.9g): got %.9g, want %.17g", loop.name, in[k], out[k], want);
+    }
+  };
+  for (uint32_t u = 0x80000000u; u <= bits_of(safe_greedy::kExpMinArgument); u += 61) {
+    in[filled++] = float_of(u);
+    if (filled == 16) {
+      check_lanes(16);
+      filled = 0;
+    }
+  }
+  if (filled > 0) {
+    for (int k = filled; k < 16; ++k) in[k] = 0.0f;
+    check_lanes(filled);
+  }
+  std::printf("%s exp_nonpositive: worst error %.3f ulp\n", loop.name, worst_ulps_x1000 / 1000.0);
+  const float edges[16] = {std::nextafter(safe_greedy::kExpMinArgument, -kInf), -100.0f, -1e30f,
+                           -kInf, kNaN, -kNaN, 0.0f, -0.0f, -kInf, kNaN, -1e30f, -100.0f,
+                           -0.0f, 0.0f, -kNaN, -88.0f};
+  std::memcpy(in, edges, sizeof(in));
+  loop.exp16(in, out);
+  for (int k : {0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 14, 15}) {
+    CHECK(bits_of(out[k]) == 0u, "%s exp(%g) = %g", loop.name, in[k], out[k]);
+  }
+  CHECK(out[6] == 1.0f && out[7] == 1.0f && out[12] == 1.0f && out[13] == 1.0f);
 }
 #endif
 
@@ -117,10 +190,9 @@ safe_greedy::fp16_t storage_of<safe_greedy::fp16_t>(float x) {
 // Pass three of the CPU kernel (chunk_exp_sum: the vector loop the CPU gets,
 // then a scalar tail; 16-bit chunks widened a block at a time) against the
 // sum in double, at lengths around every multiple of its loop's step and of
-// the widening block; the baseline loop and, where the CPU has AVX2, the
-// AVX2 loop both, whose eight lanes also give the scalar's bits.
+// the widening block; the baseline loop and every wide loop this CPU runs.
 template <class T>
-void check_exp_sums_of(test::Rng& rng, bool avx2) {
+void check_exp_sums_of(test::Rng& rng) {
   std::vector<T> chunk(1100);
   for (uint32_t n : {0u, 1u, 7u, 15u, 16u, 17u, 31u, 32u, 33u, 63u, 64u, 65u, 100u, 255u, 256u,
                      257u, 1000u, 1100u}) {
@@ -140,9 +212,10 @@ void check_exp_sums_of(test::Rng& rng, bool avx2) {
           safe_greedy::cpu::chunk_exp_sum_in<safe_greedy::cpu::BaselineLanes>(chunk.data(), n, shift);
       CHECK(close(baseline), "baseline chunk_exp_sum of %u values: %.9g, want %.17g", n, baseline, want);
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-      if (avx2) {
-        const float eight = safe_greedy::cpu::chunk_exp_sum_avx2(chunk.data(), n, shift);
-        CHECK(close(eight), "AVX2 chunk_exp_sum of %u values: %.9g, want %.17g", n, eight, want);
+      for (const WideLoop& loop : wide_loops()) {
+        if (!loop.runs) continue;
+        const float wide = wide_sum(loop, chunk.data(), n, shift);
+        CHECK(close(wide), "%s chunk_exp_sum of %u values: %.9g, want %.17g", loop.name, n, wide, want);
       }
 #endif
     }
@@ -151,47 +224,15 @@ void check_exp_sums_of(test::Rng& rng, bool avx2) {
 
 void check_exp_sums() {
   test::Rng rng(29);
-  bool avx2 = false;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  avx2 = safe_greedy::cpu::cpu_has_avx2();
-  if (avx2) {
-    // Every 61st negative float down to the cut-off, eight at a time, within
-    // 2 ulp of exp in double, as the scalar code (check_exp); exactly 0 below
-    // the cut-off, at -inf and for a NaN; 1 at zero.
-    float in[8], out[8];
-    int filled = 0;
-    uint64_t worst_ulps_x1000 = 0;
-    auto check_lanes = [&](int lanes) {
-      exp_eight_lanes(in, out);
-      for (int k = 0; k < lanes; ++k) {
-        const double want = std::exp(static_cast<double>(in[k]));
-        const double ulp = std::ldexp(1.0, std::ilogb(want) - 23);
-        const double ulps = std::fabs(out[k] - want) / ulp;
-        if (ulps * 1000 > worst_ulps_x1000) worst_ulps_x1000 = static_cast<uint64_t>(ulps * 1000);
-        CHECK(ulps <= 2.0, "eight-lane exp(%.9g): got %.9g, want %.17g", in[k], out[k], want);
-      }
-    };
-    for (uint32_t u = 0x80000000u; u <= bits_of(safe_greedy::kExpMinArgument); u += 61) {
-      in[filled++] = float_of(u);
-      if (filled == 8) {
-        check_lanes(8);
-        filled = 0;
-      }
-    }
-    if (filled > 0) check_lanes(filled);
-    std::printf("eight-lane exp_nonpositive: worst error %.3f ulp\n", worst_ulps_x1000 / 1000.0);
-    const float edges[8] = {std::nextafter(safe_greedy::kExpMinArgument, -kInf), -100.0f, -1e30f,
-                            -kInf, kNaN, -kNaN, 0.0f, -0.0f};
-    std::memcpy(in, edges, sizeof(in));
-    exp_eight_lanes(in, out);
-    for (int k = 0; k < 6; ++k) CHECK(bits_of(out[k]) == 0u, "eight-lane exp(%g) = %g", in[k], out[k]);
-    CHECK(out[6] == 1.0f && out[7] == 1.0f);
+  for (const WideLoop& loop : wide_loops()) {
+    std::printf("%s loop: %s\n", loop.name, loop.runs ? "checked" : "not on this CPU");
+    if (loop.runs) check_wide_exp(loop);
   }
 #endif
-  std::printf("chunk_exp_sum: %s loop, and the baseline loop\n", avx2 ? "AVX2" : "baseline");
-  check_exp_sums_of<float>(rng, avx2);
-  check_exp_sums_of<safe_greedy::bf16_t>(rng, avx2);
-  check_exp_sums_of<safe_greedy::fp16_t>(rng, avx2);
+  check_exp_sums_of<float>(rng);
+  check_exp_sums_of<safe_greedy::bf16_t>(rng);
+  check_exp_sums_of<safe_greedy::fp16_t>(rng);
 }
 
 // A pair built the way the GPU kernel builds it: one raise_max per vector of
