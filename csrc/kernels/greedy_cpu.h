@@ -427,8 +427,8 @@ using BaselineLanes = float;
 // Pass three compiled for AVX2 and FMA, widening included; called only where
 // the CPU has both, as the build targets the baseline ISA. The compiler fuses
 // the polynomial's multiply-adds, so an exponential may differ from the
-// baseline code's in its last bit (both within 2 ulp of exp). See "AVX2
-// exponentials" in docs/PERFORMANCE.md.
+// baseline code's in its last bit (both within 2 ulp of exp). See "AVX2 and
+// AVX-512 exponentials" in docs/PERFORMANCE.md.
 template <class T>
 __attribute__((target("avx2,fma"))) float chunk_exp_sum_avx2(const T* __restrict__ p, uint32_t n,
                                                              float shift) {
