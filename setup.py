@@ -173,8 +173,8 @@ def extension():
     # The C++ standard is left to torch (its headers need C++20 from 2.10 on).
     # -O3: the CPU kernel's pass-one loop is written to be vectorised at the
     # baseline ISA; no -march flag, so the wheel runs on any x86-64 or arm64.
-    # -Wno-psabi: greedy_cpu.h's eight-lane vectors never pass a call between
-    # code built for different ISAs, so GCC's note on their ABI is moot.
+    # -Wno-psabi: greedy_cpu.h's wide vectors never pass a call between code
+    # built for different ISAs, so GCC's note on their ABI is moot.
     cxx_flags = ["-O3", "-Wno-psabi"]
     link_flags = []
     # at::parallel_for is inlined into the extension: without -fopenmp its
