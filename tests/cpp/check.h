@@ -131,6 +131,23 @@ inline float ref_bf16_to_float(uint16_t b) {
   return negative ? -f : f;
 }
 
+// The other way, by truncation: the 16-bit bits of a float, exact where the
+// format holds the value. bf16 keeps the top half; fp16 keeps infinities and
+// NaNs (sign and the top of the payload, made quiet), saturates to infinity
+// from 65504 up and flushes values below its normal range to a signed zero.
+inline uint16_t truncated_bf16_bits(float f) { return static_cast<uint16_t>(bits_of(f) >> 16); }
+
+inline uint16_t truncated_fp16_bits(float f) {
+  const uint32_t u = bits_of(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  if (std::isnan(f)) return static_cast<uint16_t>(sign | 0x7E00u | ((u >> 13) & 0x1FFu));
+  if (std::isinf(f) || std::fabs(f) >= 65504.0f) return static_cast<uint16_t>(sign | 0x7C00u);
+  if (f == 0.0f) return sign;
+  const int exponent = static_cast<int>((u >> 23) & 0xFFu) - 127 + 15;
+  if (exponent <= 0) return sign;
+  return static_cast<uint16_t>(sign | (exponent << 10) | ((u >> 13) & 0x3FFu));
+}
+
 // fp32 values at the edges of the ordering: signed zeros, denormals, ones,
 // the largest finite values, infinities, and NaNs of both signs with quiet,
 // signalling, smallest and largest payloads.

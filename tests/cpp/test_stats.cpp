@@ -173,18 +173,11 @@ template <>
 float storage_of<float>(float x) { return x; }
 template <>
 safe_greedy::bf16_t storage_of<safe_greedy::bf16_t>(float x) {
-  return safe_greedy::bf16_t{static_cast<uint16_t>(bits_of(x) >> 16)};
+  return safe_greedy::bf16_t{test::truncated_bf16_bits(x)};
 }
 template <>
 safe_greedy::fp16_t storage_of<safe_greedy::fp16_t>(float x) {
-  // Values below fp16's largest: the top 10 mantissa bits, rebiased; those
-  // below its normal range become a signed zero.
-  const uint32_t b = bits_of(x);
-  const uint32_t sign = (b >> 16) & 0x8000u;
-  const uint32_t exponent = (b >> 23) & 0xFFu;
-  if (exponent < 127 - 14) return safe_greedy::fp16_t{static_cast<uint16_t>(sign)};
-  return safe_greedy::fp16_t{
-      static_cast<uint16_t>(sign | ((exponent - 127 + 15) << 10) | ((b >> 13) & 0x3FFu))};
+  return safe_greedy::fp16_t{test::truncated_fp16_bits(x)};
 }
 
 // Pass three of the CPU kernel (chunk_exp_sum: the vector loop the CPU gets,
