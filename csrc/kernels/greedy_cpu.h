@@ -324,9 +324,6 @@ typedef float f32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
-#endif
-
-#if defined(__GNUC__)
 }  // namespace cpu
 
 // exp_nonpositive() on the vector types: at the baseline ISA each lane as the

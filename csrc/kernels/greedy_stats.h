@@ -52,12 +52,7 @@ struct ExpLanes<float> {
   static inline float splat(float x) { return x; }
 };
 
-// exp(x) for x <= 0 with plain arithmetic only, so that the CPU kernel's
-// compiler vectorises it at the baseline ISA (no vector exp there, and no
-// -ffast-math may reach the kernels). x = k ln2 + r with |r| <= ln2 / 2, and
-// e^r by its Taylor polynomial of degree 7 (remainder below 2^-27 relative).
-// Below kExpMinArgument, and for a NaN, it returns 0.
-// Forced inline under GCC and clang: the CPU kernel also runs it on vector
+// Forced inline under GCC and clang, for what the CPU kernel runs on vector
 // types inside functions built for a wider ISA (greedy_cpu.h), where a call
 // would pass them by a different ABI than the callee's.
 #if defined(__GNUC__)
@@ -66,6 +61,11 @@ struct ExpLanes<float> {
 #define SG_VECTOR_INLINE inline
 #endif
 
+// exp(x) for x <= 0 with plain arithmetic only, so that the CPU kernel's
+// compiler vectorises it at the baseline ISA (no vector exp there, and no
+// -ffast-math may reach the kernels). x = k ln2 + r with |r| <= ln2 / 2, and
+// e^r by its Taylor polynomial of degree 7 (remainder below 2^-27 relative).
+// Below kExpMinArgument, and for a NaN, it returns 0.
 template <class V>
 SG_VECTOR_INLINE V exp_nonpositive(V x) {
   using E = ExpLanes<V>;
