@@ -169,41 +169,57 @@ def default_rocm_arch_list() -> None:
     log(f"PYTORCH_ROCM_ARCH unset: building for PYTORCH_ROCM_ARCH={os.environ['PYTORCH_ROCM_ARCH']!r}")
 
 
+# The oldest torch the extension serves: 2.10 is the first whose stable ABI
+# has what the CPU kernel needs (parallel_for, get_num_threads) and the
+# tensor accessors the checks use (const_data_ptr, mutable_data_ptr<T>). The
+# headers then refuse any later API, so one build serves torch 2.10 and every
+# later release.
+TORCH_TARGET_VERSION = (2, 10)
+# The Python limited API of CPython 3.10, the oldest Python torch 2.10 runs
+# on (and the version torch's own extension build declares): one extension
+# module for every later CPython 3.
+PY_LIMITED_API = 0x030A0000
+
+
 def extension():
     # The C++ standard is left to torch (its headers need C++20 from 2.10 on).
     # -O3: the CPU kernel's pass-one loop is written to be vectorised at the
     # baseline ISA; no -march flag, so the wheel runs on any x86-64 or arm64.
     # -Wno-psabi: greedy_cpu.h's wide vectors never pass a call between code
     # built for different ISAs, so GCC's note on their ABI is moot.
-    cxx_flags = ["-O3", "-Wno-psabi"]
-    link_flags = []
-    # at::parallel_for is inlined into the extension: without -fopenmp its
-    # OpenMP pragma is dropped and the CPU kernel runs on one thread.
-    if torch.backends.openmp.is_available():
-        cxx_flags.append("-fopenmp")
-        link_flags.append("-fopenmp")
+    major, minor = TORCH_TARGET_VERSION
+    defines = [
+        f"-DTORCH_TARGET_VERSION=0x{major:02x}{minor:02x}000000000000",
+        f"-DPy_LIMITED_API=0x{PY_LIMITED_API:08X}",
+    ]
+    # -fvisibility=hidden: the module exports PyInit__C alone (torch's stable
+    # types are hidden, and so must be what holds them).
+    cxx_flags = ["-O3", "-Wno-psabi", "-fvisibility=hidden"] + defines
     # The extension (csrc/extension) names the torch-free headers as kernels/...
     include_dirs = [os.path.join(HERE, "csrc")]
     if want_gpu_build():
         default_cuda_arch_list()
         default_rocm_arch_list()
-        gpu_flags = ["-O3"]
+        # USE_CUDA: torch's C shim declares the current CUDA stream only under
+        # it (a ROCm torch serves the same call with its HIP stream).
+        gpu_flags = ["-O3", "-DUSE_CUDA"] + defines
         if torch.version.hip is None:
-            gpu_flags += ["--expt-relaxed-constexpr", "-lineinfo"]
+            gpu_flags += ["--expt-relaxed-constexpr", "-lineinfo", "-Xcompiler=-fvisibility=hidden"]
+        else:
+            gpu_flags += ["-fvisibility=hidden"]
         return cpp_extension.CUDAExtension(
             "safe_greedy._C",
             CPU_SOURCES + GPU_SOURCES,
             include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx_flags, "nvcc": gpu_flags},
-            extra_link_args=link_flags,
-            py_limited_api=False,
+            py_limited_api=True,
         )
     return cpp_extension.CppExtension(
         "safe_greedy._C",
         CPU_SOURCES,
         include_dirs=include_dirs,
         extra_compile_args={"cxx": cxx_flags},
-        extra_link_args=link_flags,
+        py_limited_api=True,
     )
 
 
@@ -215,6 +231,8 @@ setup(
     packages=find_packages("python"),
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
-    python_requires=">=3.9",
-    install_requires=["torch>=2.4"],
+    python_requires=">=3.10",
+    install_requires=[f"torch>={TORCH_TARGET_VERSION[0]}.{TORCH_TARGET_VERSION[1]}"],
+    # A wheel tagged cp310-abi3: it installs on every CPython from 3.10 on.
+    options={"bdist_wheel": {"py_limited_api": f"cp3{(PY_LIMITED_API >> 16) & 0xFF}"}},
 )

@@ -1,6 +1,6 @@
 // CPU launcher of greedy_sample: validation, dtype dispatch and threading
 // around the torch-free segment kernel in greedy_cpu.h.
-#include <ATen/Parallel.h>
+#include <torch/csrc/stable/ops.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +19,7 @@
 #include "greedy_checks.h"
 #include "greedy_dispatch.h"
 #include "greedy_ops.h"
+#include "inplace_write.h"
 #include "kernels/greedy_cpu.h"
 
 namespace safe_greedy {
@@ -104,7 +105,9 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const ExtraOutputs& out
                         const T* logits, int64_t batch, int64_t vocab,
                         int64_t row_stride, int64_t column_stride) {
   const uint32_t n = static_cast<uint32_t>(vocab);
-  const int64_t threads = g_forked.load(std::memory_order_relaxed) ? 1 : at::get_num_threads();
+  const int64_t threads = g_forked.load(std::memory_order_relaxed)
+                              ? 1
+                              : static_cast<int64_t>(torch::stable::get_num_threads());
   // Enough segments per row to give every thread work when the batch is short.
   int64_t segments = 1;
   if (batch < threads) {
@@ -132,7 +135,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const ExtraOutputs& out
     if (threads == 1) {
       rows(0, batch);
     } else {
-      at::parallel_for(0, batch, grain_rows, rows);
+      torch::stable::parallel_for(0, batch, grain_rows, rows);
     }
     return;
   }
@@ -140,7 +143,7 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const ExtraOutputs& out
   const int64_t per_segment = (vocab + segments - 1) / segments;
   std::vector<Key> keys(static_cast<size_t>(batch * segments), kEmptyKey);
   std::vector<RowStats> stats(kStats ? static_cast<size_t>(batch * segments) : 0, empty_stats());
-  at::parallel_for(0, batch * segments, 1, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, batch * segments, 1, [&](int64_t begin, int64_t end) {
     IeeeSubnormals ieee;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t r = item / segments;
@@ -167,14 +170,14 @@ void greedy_sample_rows(IndexT* out, int64_t out_stride, const ExtraOutputs& out
 }
 
 template <bool kExtra, bool kStats>
-void run_cpu_kernel(at::Tensor& out, const ExtraOutputs& outputs, const at::Tensor& logits) {
+void run_cpu_kernel(Tensor& out, const ExtraOutputs& outputs, const Tensor& logits) {
   // The mode as torch's CPU kernels see it on this thread; it then holds for
   // every row, whichever thread reads it.
   const bool flush = caller_flushes_subnormals();
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
       auto run = [&](auto rows) {
-        rows(out.data_ptr<IndexT>(), out.stride(0), outputs,
+        rows(out.mutable_data_ptr<IndexT>(), out.stride(0), outputs,
              reinterpret_cast<const LogitsT*>(logits.const_data_ptr()), logits.size(0),
              logits.size(1), logits.stride(0), logits.stride(1));
       };
@@ -187,28 +190,30 @@ void run_cpu_kernel(at::Tensor& out, const ExtraOutputs& outputs, const at::Tens
   });
 }
 
-void check_on_cpu(const at::Tensor& logits) {
-  TORCH_CHECK(logits.device().is_cpu(), "greedy_sample: the CPU kernel got logits on ",
-              logits.device().str());
+void check_on_cpu(const Tensor& logits) {
+  SAFE_GREEDY_CHECK(logits.is_cpu(), "greedy_sample: the CPU kernel got logits on ",
+                    logits.device());
 }
 
 }  // namespace
 
-void greedy_sample_cpu(at::Tensor& out, const at::Tensor& logits) {
+void greedy_sample_cpu(Tensor& out, const Tensor& logits) {
   check_greedy_sample_args(out, logits);
   check_on_cpu(logits);
+  count_write(out, "greedy_sample", "out");
   if (logits.size(0) == 0) return;
   run_cpu_kernel<false, false>(out, ExtraOutputs{}, logits);
 }
 
-void greedy_sample_outputs_cpu(at::Tensor& out, const at::Tensor& logits,
-                               const std::optional<at::Tensor>& logprobs,
-                               const std::optional<at::Tensor>& logsumexp,
-                               const std::optional<at::Tensor>& valid,
+void greedy_sample_outputs_cpu(Tensor& out, const Tensor& logits,
+                               const std::optional<Tensor>& logprobs,
+                               const std::optional<Tensor>& logsumexp,
+                               const std::optional<Tensor>& valid,
                                std::optional<int64_t> fallback_token) {
   const ExtraOutputs outputs =
       check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
   check_on_cpu(logits);
+  count_outputs_write(out, logprobs, logsumexp, valid);
   if (logits.size(0) == 0) return;
   if (outputs.needs_stats()) {
     run_cpu_kernel<true, true>(out, outputs, logits);

@@ -1,10 +1,8 @@
 // GPU launcher of greedy_sample (CUDA, and ROCm through hipify): validation,
 // device guard, current stream, launch plan, workspace, dtype dispatch, and
 // the launch itself (early start where the device allows).
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/library.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,6 +14,8 @@
 #include "greedy_dispatch.h"
 #include "greedy_gpu_workspace.h"
 #include "greedy_ops.h"
+#include "gpu_runtime.h"
+#include "inplace_write.h"
 #include "kernels/greedy_gpu.cuh"
 #include "kernels/greedy_plan.h"
 
@@ -46,10 +46,10 @@ DeviceFacts look_up_device_facts(int device) {
   int wave = 0;
   int major = 0;
   int minor = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&wave, cudaDevAttrWarpSize, device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  SAFE_GREEDY_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  SAFE_GREEDY_CUDA_CHECK(cudaDeviceGetAttribute(&wave, cudaDevAttrWarpSize, device));
+  SAFE_GREEDY_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  SAFE_GREEDY_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   return DeviceFacts{sms, wave, 10 * major + minor};
 }
 
@@ -72,11 +72,12 @@ KernelFacts look_up_kernel_facts() {
   const auto kernel =
       gpu::greedy_sample_kernel<kThreads, kRowThreads, T, IndexT, kContiguous, kStats>;
   int per_sm = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
+  SAFE_GREEDY_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
   KernelFacts facts{per_sm, false};
 #if !defined(USE_ROCM)
   cudaFuncAttributes attributes{};
-  C10_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  SAFE_GREEDY_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
   facts.early_start = early_start_allowed() && attributes.ptxVersion >= 90;
 #endif
   return facts;
@@ -122,12 +123,12 @@ void launch_kernel(Kernel kernel, dim3 grid, int threads, cudaStream_t stream,
     config.stream = stream;
     config.attrs = attributes;
     config.numAttrs = 1;
-    C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
+    SAFE_GREEDY_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
     return;
   }
 #endif
   kernel<<<grid, threads, 0, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  SAFE_GREEDY_CUDA_CHECK(cudaGetLastError());
 }
 
 // The plan's DeviceDescription for this call's kernels on `device`.
@@ -166,20 +167,20 @@ void launch_planned(const gpu::LaunchPlan& plan, const gpu::KernelParams<kStats>
 
 // kStats: the kernels with the extra outputs, which go where `outputs` says.
 template <class T, class IndexT, bool kContiguous, bool kStats>
-void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs,
+void launch(Tensor& out, const Tensor& logits, const ExtraOutputs& outputs,
             cudaStream_t stream, int device) {
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
   const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T)), kStats};
   const gpu::LaunchPlan plan =
       gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous, kStats>(device));
-  TORCH_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),
-              "greedy_sample: batch ", number_text(batch),
-              " needs more blocks than one launch allows");
+  SAFE_GREEDY_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),
+                    "greedy_sample: batch ", number_text(batch),
+                    " needs more blocks than one launch allows");
 
   gpu::KernelParams<kStats> p{};
   p.logits = logits.const_data_ptr();
-  p.out = out.data_ptr();
+  p.out = out.mutable_data_ptr();
   p.out_stride = out.stride(0);
   p.row_stride = logits.stride(0);
   p.column_stride = logits.stride(1);
@@ -191,8 +192,9 @@ void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outpu
   if (plan.combine != gpu::Combine::kNone) {
     // A slot per item (rows combined by collection need one each), which is
     // also at least one per row.
-    TORCH_INTERNAL_ASSERT(batch * plan.splits <= plan.workspace_slots,
-                          "greedy_sample: split into more items than the workspace holds");
+    SAFE_GREEDY_CHECK(batch * plan.splits <= plan.workspace_slots,
+                      "greedy_sample: internal error: split into more items than the "
+                      "workspace holds");
     const gpu::Workspace ws = gpu::workspace_for(device, stream, plan.workspace_slots);
     p.row_keys = ws.row_keys;
     p.row_arrivals = ws.row_arrivals;
@@ -206,10 +208,10 @@ void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outpu
   if (plan.row_threads != plan.block_threads) {
     // Blocks that read several short rows: only contiguous rows, in the one
     // group width this build instantiates.
-    TORCH_INTERNAL_ASSERT(kContiguous && plan.block_threads == kStandard &&
-                              plan.row_threads == gpu::kShortRowThreads,
-                          "greedy_sample: no kernel for ", number_text(plan.row_threads),
-                          " threads a row");
+    SAFE_GREEDY_CHECK(kContiguous && plan.block_threads == kStandard &&
+                          plan.row_threads == gpu::kShortRowThreads,
+                      "greedy_sample: internal error: no kernel for ",
+                      number_text(plan.row_threads), " threads a row");
     if constexpr (kContiguous) {
       launch_planned<kStandard, gpu::kShortRowThreads, T, IndexT, kContiguous, kStats>(
           plan, p, stream, device);
@@ -232,13 +234,11 @@ void launch(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outpu
 // Guard, stream and dispatch, shared by both ops: kStats picks the kernels
 // with the extra outputs.
 template <bool kStats>
-void run_gpu_kernel(at::Tensor& out, const at::Tensor& logits, const ExtraOutputs& outputs) {
-  TORCH_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
-              logits.device().str());
+void run_gpu_kernel(Tensor& out, const Tensor& logits, const ExtraOutputs& outputs) {
   if (logits.size(0) == 0) return;
-  const c10::cuda::CUDAGuard guard(logits.device());
-  const int device = logits.get_device();
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  const int device = logits.get_device_index();
+  const torch::stable::accelerator::DeviceGuard guard(device);
+  const cudaStream_t stream = current_stream(device);
   SAFE_GREEDY_DISPATCH_LOGITS(logits.scalar_type(), [&] {
     SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
       if (logits.stride(1) == 1 || logits.size(1) == 1) {
@@ -250,20 +250,29 @@ void run_gpu_kernel(at::Tensor& out, const at::Tensor& logits, const ExtraOutput
   });
 }
 
+void check_on_gpu(const Tensor& logits) {
+  SAFE_GREEDY_CHECK(logits.is_cuda(), "greedy_sample: the GPU kernel got logits on ",
+                    logits.device());
+}
+
 }  // namespace
 
-void greedy_sample_cuda(at::Tensor& out, const at::Tensor& logits) {
+void greedy_sample_cuda(Tensor& out, const Tensor& logits) {
   check_greedy_sample_args(out, logits);
+  check_on_gpu(logits);
+  count_write(out, "greedy_sample", "out");
   run_gpu_kernel<false>(out, logits, ExtraOutputs{});
 }
 
-void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
-                                const std::optional<at::Tensor>& logprobs,
-                                const std::optional<at::Tensor>& logsumexp,
-                                const std::optional<at::Tensor>& valid,
+void greedy_sample_outputs_cuda(Tensor& out, const Tensor& logits,
+                                const std::optional<Tensor>& logprobs,
+                                const std::optional<Tensor>& logsumexp,
+                                const std::optional<Tensor>& valid,
                                 std::optional<int64_t> fallback_token) {
   const ExtraOutputs outputs =
       check_greedy_outputs_args(out, logits, logprobs, logsumexp, valid, fallback_token);
+  check_on_gpu(logits);
+  count_outputs_write(out, logprobs, logsumexp, valid);
   // One kernel for any choice of outputs: the pairs cost little beside the
   // read, and a kernel without them for valid and the fallback alone would
   // double the instantiations again.
@@ -272,7 +281,7 @@ void greedy_sample_outputs_cuda(at::Tensor& out, const at::Tensor& logits,
 
 }  // namespace safe_greedy
 
-TORCH_LIBRARY_IMPL(safe_greedy, CUDA, m) {
-  m.impl("greedy_sample", &safe_greedy::greedy_sample_cuda);
-  m.impl("greedy_sample_outputs", &safe_greedy::greedy_sample_outputs_cuda);
+STABLE_TORCH_LIBRARY_IMPL(safe_greedy, CUDA, m) {
+  m.impl("greedy_sample", TORCH_BOX(&safe_greedy::greedy_sample_cuda));
+  m.impl("greedy_sample_outputs", TORCH_BOX(&safe_greedy::greedy_sample_outputs_cuda));
 }

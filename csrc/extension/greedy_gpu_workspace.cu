@@ -1,6 +1,7 @@
 #include "greedy_gpu_workspace.h"
 
-#include <c10/cuda/CUDAException.h>
+#include "gpu_runtime.h"
+
 
 #include <map>
 #include <mutex>
@@ -21,7 +22,7 @@ struct Slots {
 // be capturing in a stricter mode (torch's default) that refuses those calls.
 class RelaxedCaptureMode {
  public:
-  RelaxedCaptureMode() { C10_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&previous_)); }
+  RelaxedCaptureMode() { SAFE_GREEDY_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&previous_)); }
   ~RelaxedCaptureMode() { (void)cudaThreadExchangeStreamCaptureMode(&previous_); }
   RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
   RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
@@ -47,7 +48,7 @@ Slots create_slots(int64_t count) {
   // Releases report nothing: the error worth reporting is the first, above.
   if (side != nullptr) (void)cudaStreamDestroy(side);
   if (err != cudaSuccess && memory != nullptr) (void)cudaFree(memory);
-  C10_CUDA_CHECK(err);
+  SAFE_GREEDY_CUDA_CHECK(err);
   auto* base = static_cast<unsigned char*>(memory);
   return Slots{Workspace{reinterpret_cast<Key*>(base),
                          reinterpret_cast<uint32_t*>(base + key_bytes + stats_bytes),
@@ -178,7 +179,7 @@ Workspace capture_workspace(const CaptureKey& key, cudaGraph_t graph, int64_t co
   } else {
     give_back(owned);
   }
-  C10_CUDA_CHECK(err);
+  SAFE_GREEDY_CUDA_CHECK(err);
   {
     // A larger request than before in the same capture replaces the entry;
     // the graph still holds the smaller slots and gives them back in the end.
@@ -195,11 +196,13 @@ Workspace workspace_for(int device, cudaStream_t stream, int64_t slots) {
   unsigned long long capture_id = 0;
   cudaGraph_t graph = nullptr;
 #if defined(USE_ROCM)
-  C10_CUDA_CHECK(hipStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
+  SAFE_GREEDY_CUDA_CHECK(
+      hipStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
 #elif CUDART_VERSION < 12000
-  C10_CUDA_CHECK(cudaStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
+  SAFE_GREEDY_CUDA_CHECK(
+      cudaStreamGetCaptureInfo_v2(stream, &status, &capture_id, &graph, nullptr, nullptr));
 #else
-  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, &capture_id, &graph));
+  SAFE_GREEDY_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &status, &capture_id, &graph));
 #endif
   // An invalidated capture fails at the launch, whichever workspace it names.
   if (status == cudaStreamCaptureStatusActive) {

@@ -9,7 +9,7 @@ rows, and writes each slice's answers into its own slice of every output.
 
 import torch
 
-from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
+from safe_greedy import extension  # noqa: F401  (loads _C, which registers torch.ops.safe_greedy)
 
 
 _OUTPUT_NAMES = ("out", "logprobs", "logsumexp", "valid")

@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
+from safe_greedy import extension  # noqa: F401  (loads _C, which registers torch.ops.safe_greedy)
 from safe_greedy.ops import LOGITS_DTYPES, MAX_VOCAB, OUT_DTYPES, EntriesOf, check_entry_output
 
 __all__ = ["greedy_sample", "local_keys", "keys_to_tokens"]

@@ -4,7 +4,12 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from safe_greedy import _C  # noqa: F401  (registers torch.ops.safe_greedy)
+from safe_greedy import extension  # noqa: F401  (loads _C, which registers torch.ops.safe_greedy)
+
+# Looked up once: finding an op through torch.ops on every call costs about
+# as much as the rest of a small CPU call's host work.
+_GREEDY_SAMPLE = torch.ops.safe_greedy.greedy_sample.default
+_GREEDY_SAMPLE_OUTPUTS = torch.ops.safe_greedy.greedy_sample_outputs.default
 
 
 def greedy_sample(
@@ -40,13 +45,13 @@ def greedy_sample(
     _require_tensor("greedy_sample(): out", out)
     _require_tensor("greedy_sample(): logits", logits)
     if logprobs is None and logsumexp is None and valid is None and fallback_token is None:
-        torch.ops.safe_greedy.greedy_sample(out, logits)
+        _GREEDY_SAMPLE(out, logits)
     else:
         _require_optional_tensor("greedy_sample(): logprobs", logprobs)
         _require_optional_tensor("greedy_sample(): logsumexp", logsumexp)
         _require_optional_tensor("greedy_sample(): valid", valid)
         _require_optional_int("greedy_sample(): fallback_token", fallback_token)
-        torch.ops.safe_greedy.greedy_sample_outputs(out, logits, logprobs, logsumexp, valid, fallback_token)
+        _GREEDY_SAMPLE_OUTPUTS(out, logits, logprobs, logsumexp, valid, fallback_token)
 
 
 class Greedy(NamedTuple):
@@ -73,7 +78,7 @@ def greedy(logits: torch.Tensor, *, fallback_token: Optional[int] = None) -> Gre
     logprobs = rows.new_empty(n, dtype=torch.float32)
     logsumexp = rows.new_empty(n, dtype=torch.float32)
     valid = rows.new_empty(n, dtype=torch.bool)
-    torch.ops.safe_greedy.greedy_sample_outputs(token_ids, rows, logprobs, logsumexp, valid, fallback_token)
+    _GREEDY_SAMPLE_OUTPUTS(token_ids, rows, logprobs, logsumexp, valid, fallback_token)
     return Greedy(
         token_ids.reshape(leading), logprobs.reshape(leading), logsumexp.reshape(leading), valid.reshape(leading)
     )
@@ -108,7 +113,7 @@ def argmax(logits: torch.Tensor) -> torch.Tensor:
     rows, leading = _as_rows("argmax(): logits", logits)
     # new_empty, not torch.empty: under torch.vmap it makes one out per call.
     out = rows.new_empty(rows.shape[0], dtype=torch.int64)
-    torch.ops.safe_greedy.greedy_sample(out, rows)
+    _GREEDY_SAMPLE(out, rows)
     return out.reshape(leading)
 
 
