@@ -8,7 +8,10 @@
 #   make check-rocm  build the whole extension as on a ROCm torch (torch's hipify and flags, Debian
 #                    unstable's ROCm in a chroot under build/) for gfx90a, gfx942 and gfx950, up to
 #                    the link, and check the objects (needs root; the chroot is kept for the next run)
-#   make check       all of the above but install
+#   make check-wheels  build the wheels against the installed torch and install them in a venv with
+#                    torch 2.13.0 (CPU): the CPU-only wheel passes the tests there, the CUDA wheel's
+#                    import says why it cannot load (the venv is kept for the next run)
+#   make check       all of the above but install and check-wheels
 
 PYTHON ?= python3
 NVCC ?= nvcc
@@ -18,7 +21,7 @@ CMAKE_BUILD_DIR ?= build/cmake
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 GPU_COMPILE_SOURCE := tests/gpu_compile/instantiate_kernels.cu
 
-.PHONY: install test cpp-test check-cuda check-hip check-rocm check
+.PHONY: install test cpp-test check-cuda check-hip check-rocm check-wheels check
 
 install:
 	$(PYTHON) -m pip install --no-build-isolation -e .
@@ -39,5 +42,8 @@ check-hip:
 
 check-rocm:
 	PYTHON=$(PYTHON) JOBS=$(JOBS) bash scripts/check_rocm_build.sh build/check-rocm
+
+check-wheels:
+	PYTHON=$(PYTHON) bash scripts/check_wheels.sh build/check-wheels
 
 check: cpp-test check-cuda check-hip check-rocm test
