@@ -295,6 +295,17 @@ def test_an_inference_tensor_output_is_refused_outside_inference_mode(device, na
     assert outputs["out"].tolist() == torch.argmax(logits, -1).tolist()
 
 
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("name", ["logprobs", "logsumexp"])
+def test_a_leaf_output_that_requires_grad_is_refused(device, name):
+    # As torch refuses an in-place op on such a tensor: the values written
+    # would not be what autograd thinks the leaf holds.
+    outputs = outputs_for(2, device)
+    outputs[name].requires_grad_(True)
+    assert_refused_untouched(outputs, torch.randn(2, 5, device=device), RuntimeError,
+                             rf"in-place write to {name}", "leaf tensor that requires grad")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------
 # torch.compile
 # ---------------------------------------------------------------------------

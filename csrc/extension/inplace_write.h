@@ -8,7 +8,10 @@
 // own in-place bookkeeping for copy_ runs (and refuses what it refuses),
 // while copy_ itself returns at once when source and destination are the
 // same tensor, launching nothing. Called after the argument checks and before
-// the kernel writes, so a refused call counts nothing and writes nothing.
+// the kernel writes, so a call refused for its arguments counts nothing and
+// nothing is written. (A call refused here, for its second written tensor
+// say, has counted the first: a count without a write, which only makes
+// autograd refuse more.)
 #pragma once
 
 #include <torch/csrc/stable/c/shim.h>
