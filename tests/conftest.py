@@ -68,11 +68,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
 
 
-@pytest.fixture(scope="session")
-def bench():
-    """benchmarks/bench.py as a module (it is a script, not part of the package)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench.py")
-    spec = importlib.util.spec_from_file_location("safe_greedy_bench", path)
+def _benchmark_script(file_name: str, module_name: str):
+    """A script of benchmarks/ as a module (the scripts are not part of the package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", file_name)
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """benchmarks/bench.py as a module."""
+    return _benchmark_script("bench.py", "safe_greedy_bench")
+
+
+@pytest.fixture(scope="session")
+def tune_splits():
+    """benchmarks/tune_splits.py as a module."""
+    return _benchmark_script("tune_splits.py", "safe_greedy_tune_splits")

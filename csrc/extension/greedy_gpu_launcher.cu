@@ -33,6 +33,29 @@ bool early_start_allowed() {
 }
 #endif
 
+// A tuning build (compiled with -DSAFE_GREEDY_TUNING) lets the environment
+// variable SAFE_GREEDY_TUNING_SPLITS force every call's split count, for
+// benchmarks/tune_splits.py. Every build compiles that path; only a tuning
+// build runs it.
+#if defined(SAFE_GREEDY_TUNING)
+constexpr bool kTuningBuild = true;
+#else
+constexpr bool kTuningBuild = false;
+#endif
+
+// SAFE_GREEDY_TUNING_SPLITS, or 0 where it is unset or empty. Read on every
+// call, so that one process can sweep split counts.
+int64_t forced_splits_from_environment() {
+  const char* setting = std::getenv("SAFE_GREEDY_TUNING_SPLITS");
+  if (setting == nullptr || *setting == '\0') return 0;
+  char* end = nullptr;
+  const long long splits = std::strtoll(setting, &end, 10);
+  SAFE_GREEDY_CHECK_VALUE(*end == '\0' && splits >= 1,
+                          "SAFE_GREEDY_TUNING_SPLITS must be a positive number of splits, got '",
+                          setting, "'");
+  return splits;
+}
+
 // Looked up once per device (the per-call path makes no driver query): the
 // device's part of the plan's DeviceDescription.
 struct DeviceFacts {
@@ -172,8 +195,11 @@ void launch(Tensor& out, const Tensor& logits, const ExtraOutputs& outputs,
   const int64_t batch = logits.size(0);
   const uint32_t vocab = static_cast<uint32_t>(logits.size(1));
   const gpu::Problem problem{batch, vocab, kContiguous, static_cast<int>(16 / sizeof(T)), kStats};
-  const gpu::LaunchPlan plan =
+  gpu::LaunchPlan plan =
       gpu::plan_launch(problem, describe_device<T, IndexT, kContiguous, kStats>(device));
+  if constexpr (kTuningBuild) {
+    plan = gpu::with_forced_splits(plan, problem, forced_splits_from_environment());
+  }
   SAFE_GREEDY_CHECK(plan.grid_x <= std::numeric_limits<int32_t>::max(),
                     "greedy_sample: batch ", number_text(batch),
                     " needs more blocks than one launch allows");

@@ -34,6 +34,7 @@ constexpr int kUnroll = SAFE_GREEDY_UNROLL;
 constexpr uint32_t kMaxCollectedSplits = SAFE_GREEDY_MAX_COLLECTED_SPLITS;
 static_assert(kMaxCollectedSplits >= 1, "set SAFE_GREEDY_MAX_COLLECTED_SPLITS to 1 or more");
 static_assert(kH100Policy.max_collected_splits <= kMaxCollectedSplits &&
+                  kH100StatsPolicy.max_collected_splits <= kMaxCollectedSplits &&
                   kDefaultNvidiaPolicy.max_collected_splits <= kMaxCollectedSplits &&
                   kDefaultAmdPolicy.max_collected_splits <= kMaxCollectedSplits,
               "a policy collects more splits than the kernel can gather");
@@ -80,10 +81,11 @@ struct DeviceDescription {
   } fit;
 };
 
-// The policy a device gets: the H100's on sm_90, a visible default elsewhere.
-inline const TuningPolicy& tuning_policy_for(const DeviceDescription& device) {
+// The policy a device's kernels get: on sm_90 the H100's, for the kernels
+// with the extra outputs (`stats`) their own; a visible default elsewhere.
+inline const TuningPolicy& tuning_policy_for(const DeviceDescription& device, bool stats = false) {
   if (device.amd) return kDefaultAmdPolicy;
-  if (device.compute_capability == 90) return kH100Policy;
+  if (device.compute_capability == 90) return stats ? kH100StatsPolicy : kH100Policy;
   return kDefaultNvidiaPolicy;
 }
 
@@ -245,6 +247,27 @@ inline uint32_t collected_split_limit(const Problem& problem, const TuningPolicy
   return problem.stats && limit > kMaxCollectedStatsSplits ? kMaxCollectedStatsSplits : limit;
 }
 
+// The most items a row read by blocks of `threads` threads is split into: a
+// contiguous row no finer than one iteration an item, a strided one into
+// items of at least min_elements_per_thread a thread.
+inline int64_t most_splits(const Problem& problem, int64_t units, int threads,
+                           const TuningPolicy& policy) {
+  return problem.contiguous ? one_iteration_items(units, threads)
+                            : units / (threads * policy.min_elements_per_thread);
+}
+
+// Sets the plan's split count (at least 1) and each item's share of a row of
+// `units` units. Rounding the share up can leave the last items with nothing
+// to read (32064 units in 250 splits of 129): only those that have work are
+// launched.
+inline void set_split_count(int64_t units, int64_t splits, LaunchPlan& plan) {
+  if (splits < 1) splits = 1;
+  const int64_t per_split = (units + splits - 1) / splits;
+  if (per_split > 0) splits = (units + per_split - 1) / per_split;
+  plan.splits = static_cast<uint32_t>(splits);
+  plan.units_per_split = static_cast<uint32_t>(per_split > 0 ? per_split : 1);
+}
+
 // The split count and share for a row read by blocks of `threads` threads, of
 // which `resident` fit the GPU at once. A short batch is split so that the
 // launch is at most split_target_blocks() (more where that avoids a thin last
@@ -257,9 +280,7 @@ inline void plan_splits(const Problem& problem, int threads, int64_t resident,
   int64_t splits = 1;
   if (problem.batch < max_split_rows(resident, policy)) {
     const int64_t wanted = split_target_blocks(resident, policy) / problem.batch;
-    const int64_t most = problem.contiguous
-                             ? one_iteration_items(units, threads)
-                             : units / (threads * policy.min_elements_per_thread);
+    const int64_t most = most_splits(problem, units, threads, policy);
     splits = wanted < most ? wanted : most;
     if (splits < 1) splits = 1;
     // Only rows combined by collection: the search stays short, and rows of
@@ -271,12 +292,28 @@ inline void plan_splits(const Problem& problem, int threads, int64_t resident,
       splits = splits_without_thin_iteration(units, splits, threads, limit);
     }
   }
-  const int64_t per_split = (units + splits - 1) / splits;
-  // Rounding the share up can leave the last items with nothing to read
-  // (32064 units in 250 splits of 129): launch only those that have work.
-  if (per_split > 0) splits = (units + per_split - 1) / per_split;
-  plan.splits = static_cast<uint32_t>(splits);
-  plan.units_per_split = static_cast<uint32_t>(per_split > 0 ? per_split : 1);
+  set_split_count(units, splits, plan);
+}
+
+// The grid, combine and workspace of a plan whose split count is set: one
+// block a row for whole rows; a (splits, rows) grid for split rows, combined
+// by collection up to the kernels' limit and by fenced atomics beyond, with
+// at least `workspace_slots` slots and one per item.
+inline void set_split_grid(const Problem& problem, const TuningPolicy& policy,
+                           int64_t workspace_slots, LaunchPlan& plan) {
+  if (plan.splits == 1) {
+    plan.combine = Combine::kNone;
+    plan.grid_x = problem.batch;
+    plan.grid_y = 1;
+    plan.workspace_slots = 0;
+    return;
+  }
+  plan.combine = plan.splits <= collected_split_limit(problem, policy) ? Combine::kCollected
+                                                                       : Combine::kFenced;
+  plan.grid_x = plan.splits;
+  plan.grid_y = static_cast<uint32_t>(problem.batch);
+  const int64_t items = problem.batch * static_cast<int64_t>(plan.splits);
+  plan.workspace_slots = workspace_slots > items ? workspace_slots : items;
 }
 
 // The whole decision for one call, under the given policy.
@@ -306,21 +343,31 @@ inline LaunchPlan plan_launch(const Problem& problem, const DeviceDescription& d
                                    : plan.block_threads == kWideBlockThreads ? resident.wide
                                                                              : resident.standard;
   plan_splits(problem, plan.block_threads, resident_of_size, policy, plan);
-  if (plan.splits == 1) {
-    plan.grid_x = problem.batch;
-    return plan;
-  }
-  plan.combine = plan.splits <= collected_split_limit(problem, policy) ? Combine::kCollected
-                                                                       : Combine::kFenced;
-  plan.grid_x = plan.splits;
-  plan.grid_y = static_cast<uint32_t>(problem.batch);
-  plan.workspace_slots = max_split_items(resident_of_size, policy);
+  set_split_grid(problem, policy, max_split_items(resident_of_size, policy), plan);
   return plan;
 }
 
-// The whole decision for one call, under the device's policy.
+// The whole decision for one call, under the policy of the device's kernels.
 inline LaunchPlan plan_launch(const Problem& problem, const DeviceDescription& device) {
-  return plan_launch(problem, device, tuning_policy_for(device));
+  return plan_launch(problem, device, tuning_policy_for(device, problem.stats));
+}
+
+// For tuning sweeps only (the tuning build's SAFE_GREEDY_TUNING_SPLITS, see
+// benchmarks/tune_splits.py): `plan` with its rows split `forced` ways
+// instead, as far as a row allows (most_splits(), no empty item). Only plans
+// of standard blocks that read one row each, at batches a grid's y holds,
+// change; the combine, grid and workspace follow the split count.
+inline LaunchPlan with_forced_splits(LaunchPlan plan, const Problem& problem, int64_t forced) {
+  if (forced < 1 || plan.block_threads != kStandardBlockThreads ||
+      plan.row_threads != plan.block_threads || problem.batch > kMaxGridRows) {
+    return plan;
+  }
+  const TuningPolicy& policy = *plan.policy;
+  const int64_t units = row_units(problem.vocab, problem.contiguous, problem.elements_per_vector);
+  const int64_t most = most_splits(problem, units, plan.block_threads, policy);
+  set_split_count(units, forced < most ? forced : most, plan);
+  set_split_grid(problem, policy, plan.workspace_slots, plan);
+  return plan;
 }
 
 }  // namespace gpu

@@ -2,7 +2,8 @@
 // architecture, in the spirit of CUB's tuning policies: the rules live in the
 // plan, the numbers they use here.
 //
-// Only the H100 has been measured; its policy serves sm_90 (H100, H200).
+// Only the H100 has been measured; its policy serves sm_90 (H100, H200), and
+// the kernels with the extra outputs there have a policy of their own.
 // Every other device (older NVIDIA, AMD CDNA and RDNA) visibly gets a default
 // policy: the H100's numbers where nothing better is known, and for AMD the
 // group width its build compiles. Each number keeps one line of why; the
@@ -61,6 +62,16 @@ constexpr TuningPolicy kH100Policy{
     /*short_row_threads=*/32,
     /*short_row_max_units=*/512,
 };
+
+// The kernels with the extra outputs on sm_90: a policy of their own, so that
+// their numbers can be tuned apart from the plain kernels' (they run a longer
+// chain of work an element, and their registers fit fewer blocks). Until
+// measured, the H100's numbers.
+constexpr TuningPolicy kH100StatsPolicy = [] {
+  TuningPolicy p = kH100Policy;
+  p.name = "H100, extra outputs (not measured apart; the H100's numbers)";
+  return p;
+}();
 
 // NVIDIA devices other than sm_90 (not measured): the H100's numbers.
 constexpr TuningPolicy kDefaultNvidiaPolicy = [] {

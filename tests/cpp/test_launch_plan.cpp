@@ -221,8 +221,10 @@ DeviceDescription device(int64_t multiprocessors, int64_t standard_fit, int wave
 
 // One decision of plan_launch() against what the kernel and the launcher
 // assume of it.
-void check_plan(const Problem& problem, const DeviceDescription& dev, const TuningPolicy& policy) {
-  const LaunchPlan p = plan_launch(problem, dev, policy);
+// What the kernel and launcher assume of `p`, a plan for `problem` on `dev`
+// under `policy`.
+void check_plan_holds(const LaunchPlan& p, const Problem& problem, const DeviceDescription& dev,
+                      const TuningPolicy& policy) {
   ++g_plans;
   const int64_t batch = problem.batch;
   const uint32_t vocab = problem.vocab;
@@ -375,6 +377,44 @@ void check_plan(const Problem& problem, const DeviceDescription& dev, const Tuni
 #undef CTX
 }
 
+void check_plan(const Problem& problem, const DeviceDescription& dev, const TuningPolicy& policy) {
+  check_plan_holds(plan_launch(problem, dev, policy), problem, dev, policy);
+}
+
+// The tuning build's forced split counts: every forced plan holds as a
+// planned one does; a plan of standard blocks, one row each, gets `forced`
+// splits where the row allows that many (fewer only where items would be
+// empty), at most most_splits() where not; any other plan is unchanged.
+void check_forced_splits(const Problem& problem, const DeviceDescription& dev,
+                         const TuningPolicy& policy) {
+  const LaunchPlan planned = plan_launch(problem, dev, policy);
+  const int64_t units = safe_greedy::gpu::row_units(problem.vocab, problem.contiguous,
+                                                    problem.elements_per_vector);
+  const int64_t most = std::max<int64_t>(
+      1, safe_greedy::gpu::most_splits(problem, units, kStandardBlockThreads, policy));
+  for (int64_t forced : {1, 2, 24, 65, 129, 1000}) {
+    const LaunchPlan p = safe_greedy::gpu::with_forced_splits(planned, problem, forced);
+    check_plan_holds(p, problem, dev, policy);
+    const bool forceable = planned.block_threads == kStandardBlockThreads &&
+                           planned.row_threads == planned.block_threads &&
+                           problem.batch <= kMaxGridRows;
+    if (!forceable) {
+      CHECK(p.splits == planned.splits && p.block_threads == planned.block_threads &&
+                p.grid_x == planned.grid_x && p.combine == planned.combine,
+            "batch=%lld vocab=%u: forcing %lld splits changed a plan it must leave",
+            static_cast<long long>(problem.batch), problem.vocab, static_cast<long long>(forced));
+      continue;
+    }
+    const int64_t asked = std::min(forced, most);
+    CHECK(p.splits <= asked && (p.splits == asked || (units + p.splits - 1) / p.splits ==
+                                                         (units + asked - 1) / asked),
+          "batch=%lld vocab=%u %s: forced %lld splits (at most %lld), got %u",
+          static_cast<long long>(problem.batch), problem.vocab,
+          problem.contiguous ? "contiguous" : "strided", static_cast<long long>(forced),
+          static_cast<long long>(most), p.splits);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -423,6 +463,7 @@ int main() {
   };
   const DeviceDescription h100 = device(132, 8);
   CHECK(&safe_greedy::gpu::tuning_policy_for(h100) == &kH100Policy);
+  CHECK(&safe_greedy::gpu::tuning_policy_for(h100, true) == &safe_greedy::gpu::kH100StatsPolicy);
   for (const MeasuredCell& c : {MeasuredCell{64, 151666, 8, 7}, MeasuredCell{64, 151936, 4, 8},
                                 MeasuredCell{32, 151666, 4, 13}, MeasuredCell{32, 128256, 8, 16},
                                 MeasuredCell{64, 262144, 8, 7}, MeasuredCell{64, 262144, 4, 6},
@@ -479,7 +520,8 @@ int main() {
   for (int k = 0; k < 24; ++k) vocabs.push_back(1 + static_cast<uint32_t>(rng.below(300000)));
   for (int k = 0; k < 8; ++k) batches.push_back(1 + static_cast<int64_t>(rng.below(100000)));
 
-  const TuningPolicy* policies[] = {&kH100Policy, &safe_greedy::gpu::kDefaultNvidiaPolicy,
+  const TuningPolicy* policies[] = {&kH100Policy, &safe_greedy::gpu::kH100StatsPolicy,
+                                    &safe_greedy::gpu::kDefaultNvidiaPolicy,
                                     &safe_greedy::gpu::kDefaultAmdPolicy};
   for (const DeviceDescription& d : devices) {
     for (int64_t batch : batches) {
@@ -490,7 +532,12 @@ int main() {
             check_plan(problem, d, safe_greedy::gpu::tuning_policy_for(d));
             // The kernels with the extra outputs, where rows are split.
             if (batch <= 4096) {
-              check_plan(Problem{batch, vocab, contiguous, epv, true}, d, safe_greedy::gpu::tuning_policy_for(d));
+              const Problem stats{batch, vocab, contiguous, epv, true};
+              check_plan(stats, d, safe_greedy::gpu::tuning_policy_for(d, true));
+              // Forced split counts, for a fifteenth of these rows.
+              if (vocab % 15 == 0) {
+                check_forced_splits(stats, d, safe_greedy::gpu::tuning_policy_for(d, true));
+              }
             }
             // The other policies on the same device, for a third of the rows.
             if (vocab % 3 == 0) {
