@@ -1,6 +1,6 @@
 """The op as PyTorch sees it: schema, fake kernel, opcheck, torch.compile.
 
-The README's API: the op is registered with TORCH_LIBRARY as
+The README's API: the op is registered (through the stable ABI) as
 `safe_greedy::greedy_sample(Tensor(a!) out, Tensor logits) -> ()` with CPU and
 CUDA kernels and a fake kernel, so that torch.library.opcheck and
 torch.compile(fullgraph=True) work. torch.compile on the CPU is slow (it builds
