@@ -60,12 +60,13 @@ inline void check_write_tokens_args(const Tensor& out, const Tensor& keys) {
                     number_text(keys.dim()), "-D tensor of shape ", shape_text(keys.sizes()));
   SAFE_GREEDY_CHECK(keys.scalar_type() == ScalarType::Long,
                     "keys_to_tokens: keys must be int64, got ", keys.scalar_type());
-  check_entry_output({"keys_to_tokens", keys, "key", "keys'", "key"}, out, "out",
-                     {ScalarType::Int, ScalarType::Long}, "int32 or int64");
+  const EntriesOf keys_entries{"keys_to_tokens", keys.size(0), keys.device(), "key", "keys'",
+                               "key"};
+  const ByteSpan o = check_entry_output(keys_entries, out, "out",
+                                        {ScalarType::Int, ScalarType::Long}, "int32 or int64");
   // Each entry is read before the same entry is written, so out may be keys
   // itself (the same bytes); any other overlap could read an entry already
   // written.
-  const ByteSpan o = byte_span(out);
   const ByteSpan k = byte_span(keys);
   const bool same_entries = o.begin == k.begin && o.end == k.end &&
                             out.element_size() == keys.element_size() &&

@@ -31,61 +31,63 @@ struct ByteSpan {
   bool empty() const { return begin == end; }
 };
 
-// Each shim call of the stable ABI costs a call into libtorch: the sizes and
-// strides are read as two arrays, not one call per dimension.
-inline ByteSpan byte_span(const Tensor& t) {
-  if (t.numel() == 0) return {};
-  const auto sizes = t.sizes();
-  const auto strides = t.strides();
+// Each accessor of a stable tensor is a call into libtorch, some microseconds
+// a call in all for the checks of one call: the checks read each fact of a
+// tensor once (its sizes and strides as whole arrays) and pass it on.
+inline ByteSpan byte_span(const Tensor& t, torch::headeronly::IntHeaderOnlyArrayRef sizes,
+                          torch::headeronly::IntHeaderOnlyArrayRef strides) {
   int64_t last = 0;  // the last element's offset from the first, in elements
-  for (size_t d = 0; d < sizes.size(); ++d) last += (sizes[d] - 1) * strides[d];
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 0) return {};
+    last += (sizes[d] - 1) * strides[d];
+  }
   const auto begin = reinterpret_cast<uintptr_t>(t.const_data_ptr());
   return {begin, begin + static_cast<uintptr_t>((last + 1) * t.element_size())};
 }
+
+inline ByteSpan byte_span(const Tensor& t) { return byte_span(t, t.sizes(), t.strides()); }
 
 inline bool spans_apart(const ByteSpan& x, const ByteSpan& y) {
   return x.empty() || y.empty() || x.end <= y.begin || y.end <= x.begin;
 }
 
-inline bool spans_apart(const Tensor& a, const Tensor& b) {
-  return spans_apart(byte_span(a), byte_span(b));
-}
-
 // What the 1-D outputs of an op line up with: one entry per row of logits
 // (greedy_sample) or per key (keys_to_tokens), on that tensor's device.
 struct EntriesOf {
-  const char* op;           // the name the messages start with
-  const Tensor& source;      // its size(0) entries and its device
-  const char* per_entry;    // "row of logits": an output has one entry per ...
-  const char* owner;        // "logits'": ... and lies on the ... device
-  const char* entry;        // "row": every ... needs its own slot
+  const char* op;                // the name the messages start with
+  int64_t entries;               // the source's size(0)
+  torch::stable::Device device;  // the source's device
+  const char* per_entry;         // "row of logits": an output has one entry per ...
+  const char* owner;             // "logits'": ... and lies on the ... device
+  const char* entry;             // "row": every ... needs its own slot
 };
-
-inline EntriesOf rows_of_logits(const Tensor& logits) {
-  return {"greedy_sample", logits, "row of logits", "logits'", "row"};
-}
 
 // A 1-D output of `dtypes` with an entry of its own for each of `of`'s, on
 // its device: the checks every written [batch] tensor gets, in one order.
-inline void check_entry_output(const EntriesOf& of, const Tensor& t, const char* name,
-                               std::initializer_list<ScalarType> dtypes,
-                               const char* dtype_text) {
-  SAFE_GREEDY_CHECK(t.dim() == 1, of.op, ": ", name, " must be 1-D [batch], got a ",
-                    number_text(t.dim()), "-D tensor of shape ", shape_text(t.sizes()));
-  const int64_t entries = of.source.size(0);
-  const int64_t size = t.size(0);
-  SAFE_GREEDY_CHECK(size == entries, of.op, ": ", name, " must have one entry per ", of.per_entry,
-                    " (", number_text(entries), "), got ", number_text(size));
+// Returns the bytes it spans.
+inline ByteSpan check_entry_output(const EntriesOf& of, const Tensor& t, const char* name,
+                                   std::initializer_list<ScalarType> dtypes,
+                                   const char* dtype_text) {
+  const auto sizes = t.sizes();
+  const int64_t dim = static_cast<int64_t>(sizes.size());
+  SAFE_GREEDY_CHECK(dim == 1, of.op, ": ", name, " must be 1-D [batch], got a ", number_text(dim),
+                    "-D tensor of shape ", shape_text(sizes));
+  const int64_t size = sizes[0];
+  SAFE_GREEDY_CHECK(size == of.entries, of.op, ": ", name, " must have one entry per ",
+                    of.per_entry, " (", number_text(of.entries), "), got ", number_text(size));
   const ScalarType dtype = t.scalar_type();
   SAFE_GREEDY_CHECK(std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end(), of.op, ": ",
                     name, " must be ", dtype_text, ", got ", dtype);
-  SAFE_GREEDY_CHECK(t.device() == of.source.device(), of.op, ": ", name, " must be on the ",
-                    of.owner, " device (", of.source.device(), "), got ", t.device());
+  const torch::stable::Device device = t.device();
+  SAFE_GREEDY_CHECK(device == of.device, of.op, ": ", name, " must be on the ", of.owner,
+                    " device (", of.device, "), got ", device);
   // A 1-D tensor overlaps itself only where several entries share stride 0.
-  const int64_t stride = t.stride(0);
+  const auto strides = t.strides();
+  const int64_t stride = strides[0];
   SAFE_GREEDY_CHECK(stride != 0 || size <= 1, of.op, ": ", name,
                     " has overlapping entries (stride ", number_text(stride), "); every ", of.entry,
                     " needs its own slot");
+  return byte_span(t, sizes, strides);
 }
 
 // out is refused when the bytes it spans meet the bytes logits spans.
@@ -101,31 +103,38 @@ inline void check_out_apart_from_logits(const ByteSpan& o, const ByteSpan& l) {
                     number_text(static_cast<int64_t>(l.end - l.begin)), " bytes");
 }
 
-// The bytes of greedy_sample's checked tensors, for the checks that follow.
-struct CheckedSpans {
+// greedy_sample's checks of logits and out; returns what the checks of its
+// extra outputs need.
+struct CheckedArgs {
+  EntriesOf rows;  // an output has an entry per row of logits
   ByteSpan out;
   ByteSpan logits;
+  int64_t vocab;
 };
 
-inline CheckedSpans check_greedy_sample_args(const Tensor& out, const Tensor& logits) {
-  SAFE_GREEDY_CHECK(logits.dim() == 2, "greedy_sample: logits must be 2-D [batch, vocab], got a ",
-                    number_text(logits.dim()), "-D tensor of shape ", shape_text(logits.sizes()));
+inline CheckedArgs check_greedy_sample_args(const Tensor& out, const Tensor& logits) {
+  const auto sizes = logits.sizes();
+  const int64_t dim = static_cast<int64_t>(sizes.size());
+  SAFE_GREEDY_CHECK(dim == 2, "greedy_sample: logits must be 2-D [batch, vocab], got a ",
+                    number_text(dim), "-D tensor of shape ", shape_text(sizes));
   const auto dtype = logits.scalar_type();
   SAFE_GREEDY_CHECK(
       dtype == ScalarType::Float || dtype == ScalarType::Half || dtype == ScalarType::BFloat16,
       "greedy_sample: logits must be float32, float16 or bfloat16, got ", dtype);
-  const int64_t vocab = logits.size(1);
+  const int64_t vocab = sizes[1];
   // IndexError in Python, the error torch.argmax raises for an empty row.
   SAFE_GREEDY_CHECK_INDEX(vocab > 0,
                           "greedy_sample: the vocab dimension of logits is empty (shape ",
-                          shape_text(logits.sizes()), "); argmax of an empty row is undefined");
+                          shape_text(sizes), "); argmax of an empty row is undefined");
   SAFE_GREEDY_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
                     "greedy_sample: vocab must be at most 2^31 - 1, got ", number_text(vocab));
-  check_entry_output(rows_of_logits(logits), out, "out", {ScalarType::Int, ScalarType::Long},
-                     "int32 or int64");
-  const CheckedSpans spans{byte_span(out), byte_span(logits)};
-  check_out_apart_from_logits(spans.out, spans.logits);
-  return spans;
+  const EntriesOf rows{"greedy_sample", sizes[0], logits.device(),
+                       "row of logits",  "logits'", "row"};
+  const ByteSpan out_span =
+      check_entry_output(rows, out, "out", {ScalarType::Int, ScalarType::Long}, "int32 or int64");
+  const ByteSpan logits_span = byte_span(logits, sizes, logits.strides());
+  check_out_apart_from_logits(out_span, logits_span);
+  return CheckedArgs{rows, out_span, logits_span, vocab};
 }
 
 // The checks of greedy_sample with its extra outputs, all before anything is
@@ -137,19 +146,18 @@ inline ExtraOutputs check_greedy_outputs_args(const Tensor& out, const Tensor& l
                                               const std::optional<Tensor>& logsumexp,
                                               const std::optional<Tensor>& valid,
                                               std::optional<int64_t> fallback_token) {
-  const CheckedSpans spans = check_greedy_sample_args(out, logits);
+  const CheckedArgs checked = check_greedy_sample_args(out, logits);
   struct Written {
     const char* name;
     ByteSpan span;
   };
-  Written written[4] = {{"out", spans.out}};
+  Written written[4] = {{"out", checked.out}};
   int count = 1;
   const auto check = [&](const std::optional<Tensor>& t, const char* name, ScalarType dtype,
                          const char* dtype_name) {
     if (!t.has_value()) return;
-    check_entry_output(rows_of_logits(logits), *t, name, {dtype}, dtype_name);
-    const ByteSpan span = byte_span(*t);
-    SAFE_GREEDY_CHECK(spans_apart(span, spans.logits), "greedy_sample: ", name,
+    const ByteSpan span = check_entry_output(checked.rows, *t, name, {dtype}, dtype_name);
+    SAFE_GREEDY_CHECK(spans_apart(span, checked.logits), "greedy_sample: ", name,
                       " must not share memory with logits");
     for (int i = 0; i < count; ++i) {
       SAFE_GREEDY_CHECK(spans_apart(span, written[i].span), "greedy_sample: ", name,
@@ -161,7 +169,7 @@ inline ExtraOutputs check_greedy_outputs_args(const Tensor& out, const Tensor& l
   check(logsumexp, "logsumexp", ScalarType::Float, "float32");
   check(valid, "valid", ScalarType::Bool, "bool");
   if (fallback_token.has_value()) {
-    const int64_t vocab = logits.size(1);
+    const int64_t vocab = checked.vocab;
     const int64_t token = *fallback_token;
     SAFE_GREEDY_CHECK_VALUE(token >= 0 && token < vocab,
                             "greedy_sample: fallback_token must be a token id in [0, vocab) = [0, ",
