@@ -11,7 +11,10 @@ synchronised after each repeat). With --trees, each tree (a folder holding the
 safe_greedy package, as PYTHONPATH would name it) runs in a subprocess of its
 own, the trees taking turns for --rounds rounds, and the table gives each
 form's best time per tree: builds compared in one run, on one machine, under
-the same load. Writes a markdown table to stdout and, with --json, the numbers.
+the same load. On a GPU every process runs on the one CPU that launched a
+small kernel fastest (speed.pin_to_quickest_cpu(): eager times on one
+machine have differed by several microseconds with the core). Writes a
+markdown table to stdout and, with --json, the numbers.
 """
 
 import argparse
@@ -73,13 +76,21 @@ def main() -> None:
     parser.add_argument("--names", nargs="*", default=[], help="the trees' names in the table (commits, say)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the numbers here")
+    parser.add_argument("--cpu", type=int, help="run on this CPU alone (GPU runs pick one when not given)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     if args.child:
         print(json.dumps(measure(args.device, args.vocab, args.calls, args.reps)))
         return
 
     import torch
+
+    if args.device == "cuda" and args.cpu is None and hasattr(os, "sched_setaffinity"):
+        from safe_greedy import speed
+
+        args.cpu = speed.pin_to_quickest_cpu(torch.device("cuda"))["cpu"]
 
     trees = args.trees or [None]
     best = {tree: {} for tree in trees}
@@ -90,11 +101,15 @@ def main() -> None:
                 env["PYTHONPATH"] = os.path.abspath(tree)
             command = [sys.executable, __file__, "--child", "--device", args.device, "--vocab", str(args.vocab),
                        "--calls", str(args.calls), "--reps", str(args.reps)]  # fmt: skip
+            if args.cpu is not None:
+                command += ["--cpu", str(args.cpu)]
             result = json.loads(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
             for form, us in result.items():
                 best[tree][form] = min(us, best[tree].get(form, float("inf")))
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    if args.cpu is not None:
+        where += f", host thread on CPU {args.cpu}"
     print(f"Host overhead per eager call, 1x{args.vocab} fp32, {where}, torch {torch.__version__}, "
           f"best of {args.reps} x {args.calls} calls" + (f" in each of {args.rounds} rounds" if args.trees else ""))
     names = args.names if len(args.names) == len(trees) else [tree or "installed" for tree in trees]
@@ -104,7 +119,7 @@ def main() -> None:
         print(f"| {form} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": where, "torch": torch.__version__, "vocab": args.vocab,
+            json.dump({"device": where, "torch": torch.__version__, "vocab": args.vocab, "cpu": args.cpu,
                        "best_us": {name: best[tree] for name, tree in zip(names, trees)}}, f, indent=1)  # fmt: skip
 
 

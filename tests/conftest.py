@@ -84,6 +84,12 @@ def bench():
 
 
 @pytest.fixture(scope="session")
+def host_overhead():
+    """benchmarks/host_overhead.py as a module."""
+    return _benchmark_script("host_overhead.py", "safe_greedy_host_overhead")
+
+
+@pytest.fixture(scope="session")
 def tune_splits():
     """benchmarks/tune_splits.py as a module."""
     return _benchmark_script("tune_splits.py", "safe_greedy_tune_splits")
