@@ -352,11 +352,24 @@ inline LaunchPlan plan_launch(const Problem& problem, const DeviceDescription& d
   return plan_launch(problem, device, tuning_policy_for(device, problem.stats));
 }
 
+// The most items the kernel can split a row into: a contiguous row's
+// interleaved items each need a strip (a vector a thread) to read even where
+// the row starts just past a 128-byte boundary, with up to 8 whole vectors
+// fewer; a strided row's items min_elements_per_thread a thread. Finer than
+// the plan ever splits (most_splits()); for tuning sweeps.
+inline int64_t finest_splits(const Problem& problem, int64_t units, int threads,
+                             const TuningPolicy& policy) {
+  if (!problem.contiguous) return units / (threads * policy.min_elements_per_thread);
+  const int64_t fewest_units = units - 8;
+  return fewest_units > 0 ? (fewest_units - 1) / threads + 1 : 1;
+}
+
 // For tuning sweeps only (the tuning build's SAFE_GREEDY_TUNING_SPLITS, see
 // benchmarks/tune_splits.py): `plan` with its rows split `forced` ways
-// instead, as far as a row allows (most_splits(), no empty item). Only plans
-// of standard blocks that read one row each, at batches a grid's y holds,
-// change; the combine, grid and workspace follow the split count.
+// instead, as far as the kernel allows (finest_splits(), no empty item), so
+// finer than the plan's rules where asked. Only plans of standard blocks that
+// read one row each, at batches a grid's y holds, change; the combine, grid
+// and workspace follow the split count.
 inline LaunchPlan with_forced_splits(LaunchPlan plan, const Problem& problem, int64_t forced) {
   if (forced < 1 || plan.block_threads != kStandardBlockThreads ||
       plan.row_threads != plan.block_threads || problem.batch > kMaxGridRows) {
@@ -364,7 +377,7 @@ inline LaunchPlan with_forced_splits(LaunchPlan plan, const Problem& problem, in
   }
   const TuningPolicy& policy = *plan.policy;
   const int64_t units = row_units(problem.vocab, problem.contiguous, problem.elements_per_vector);
-  const int64_t most = most_splits(problem, units, plan.block_threads, policy);
+  const int64_t most = finest_splits(problem, units, plan.block_threads, policy);
   set_split_count(units, forced < most ? forced : most, plan);
   set_split_grid(problem, policy, plan.workspace_slots, plan);
   return plan;

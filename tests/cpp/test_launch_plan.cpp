@@ -222,9 +222,10 @@ DeviceDescription device(int64_t multiprocessors, int64_t standard_fit, int wave
 // One decision of plan_launch() against what the kernel and the launcher
 // assume of it.
 // What the kernel and launcher assume of `p`, a plan for `problem` on `dev`
-// under `policy`.
+// under `policy`; and, for a plan the rules made (`planned`), what the rules
+// promise beyond that.
 void check_plan_holds(const LaunchPlan& p, const Problem& problem, const DeviceDescription& dev,
-                      const TuningPolicy& policy) {
+                      const TuningPolicy& policy, bool planned = true) {
   ++g_plans;
   const int64_t batch = problem.batch;
   const uint32_t vocab = problem.vocab;
@@ -325,7 +326,7 @@ void check_plan_holds(const LaunchPlan& p, const Problem& problem, const DeviceD
   }
   // Rows that max_collected_splits blocks read in one iteration each are
   // combined by collection, never by the fenced atomics.
-  if (contiguous && p.combine == Combine::kFenced) {
+  if (planned && contiguous && p.combine == Combine::kFenced) {
     CHECK(units > collected * threads * kUnroll,
           CTX " give the fenced combine a row collection could take", ARGS);
   }
@@ -341,7 +342,7 @@ void check_plan_holds(const LaunchPlan& p, const Problem& problem, const DeviceD
           static_cast<unsigned long long>(min_units));
   }
   // A contiguous row is split no finer than one iteration an item.
-  if (contiguous) {
+  if (planned && contiguous) {
     const uint64_t fewest = static_cast<uint64_t>(safe_greedy::gpu::one_iteration_items(units, threads));
     CHECK(splits <= (fewest > 1 ? fewest : 1), CTX " split finer than one iteration an item (%llu)",
           ARGS, static_cast<unsigned long long>(fewest));
@@ -381,20 +382,21 @@ void check_plan(const Problem& problem, const DeviceDescription& dev, const Tuni
   check_plan_holds(plan_launch(problem, dev, policy), problem, dev, policy);
 }
 
-// The tuning build's forced split counts: every forced plan holds as a
-// planned one does; a plan of standard blocks, one row each, gets `forced`
-// splits where the row allows that many (fewer only where items would be
-// empty), at most most_splits() where not; any other plan is unchanged.
+// The tuning build's forced split counts: every forced plan holds what the
+// kernel and launcher assume; a plan of standard blocks, one row each, gets
+// `forced` splits where the kernel allows that many (fewer only where items
+// would be empty), at most finest_splits() where not; any other plan is
+// unchanged.
 void check_forced_splits(const Problem& problem, const DeviceDescription& dev,
                          const TuningPolicy& policy) {
   const LaunchPlan planned = plan_launch(problem, dev, policy);
   const int64_t units = safe_greedy::gpu::row_units(problem.vocab, problem.contiguous,
                                                     problem.elements_per_vector);
   const int64_t most = std::max<int64_t>(
-      1, safe_greedy::gpu::most_splits(problem, units, kStandardBlockThreads, policy));
+      1, safe_greedy::gpu::finest_splits(problem, units, kStandardBlockThreads, policy));
   for (int64_t forced : {1, 2, 24, 65, 129, 1000}) {
     const LaunchPlan p = safe_greedy::gpu::with_forced_splits(planned, problem, forced);
-    check_plan_holds(p, problem, dev, policy);
+    check_plan_holds(p, problem, dev, policy, /*planned=*/false);
     const bool forceable = planned.block_threads == kStandardBlockThreads &&
                            planned.row_threads == planned.block_threads &&
                            problem.batch <= kMaxGridRows;
@@ -475,6 +477,21 @@ int main() {
           static_cast<long long>(c.batch), c.vocab, c.elements_per_vector, p.splits,
           p.block_threads, c.splits);
   }
+  // A tuning sweep reaches past the plan's finest split: bf16 16x151936 with
+  // every output is planned at one iteration an item (19 splits), and may be
+  // forced to 64, still combined by collection, or to 75, the kernel's finest.
+  const Problem bf16_16_outputs{16, 151936, true, 8, true};
+  const LaunchPlan planned16 = plan_launch(bf16_16_outputs, h100);
+  CHECK(planned16.splits == 19, "planned %u splits", planned16.splits);
+  const LaunchPlan forced64 = safe_greedy::gpu::with_forced_splits(planned16, bf16_16_outputs, 64);
+  CHECK(forced64.splits == 64 && forced64.combine == Combine::kCollected &&
+            forced64.workspace_slots >= 16 * 64,
+        "forced 64: %u splits, combine %d", forced64.splits, static_cast<int>(forced64.combine));
+  const LaunchPlan forced_finest =
+      safe_greedy::gpu::with_forced_splits(planned16, bf16_16_outputs, 500);
+  CHECK(forced_finest.splits == 75 && forced_finest.combine == Combine::kFenced,
+        "forced 500: %u splits", forced_finest.splits);
+
   // Short rows at batch 4096 on an H100 share blocks, a warp a row; on a
   // 64-wide AMD device, a wave a row; a 64-wide device under the H100's
   // policy still gets whole waves.
