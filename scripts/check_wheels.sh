@@ -2,9 +2,10 @@
 # Build the wheels from this checkout (uncommitted work included) with
 # PYTHON's torch and install them in a venv holding the older CPU-only torch
 # OLD_TORCH (default 2.13.0), as a user without a compiler would:
-# - the CPU-only wheel passes the test suite there, run against the installed
-#   wheel, not the checkout (the extension targets torch's stable ABI, so one
-#   build must serve every torch from 2.10 on);
+# - the CPU-only wheel imports no torch C++ symbol (only the stable ABI's C
+#   shim) and passes the test suite there, run against the installed wheel,
+#   not the checkout (the extension targets torch's stable ABI, so one build
+#   must serve every torch from 2.10 on);
 # - with a CUDA build of torch, the CUDA wheel (sm_90 only, to keep the build
 #   short) fails to import there with safe_greedy's own ImportError, which
 #   says why, not a bare loader error.
@@ -63,6 +64,17 @@ if [[ $(wc -l <<<"$modules") -ne 1 || $modules != safe_greedy/_C.*.so ]]; then
   echo "the wheel must hold one extension module, safe_greedy/_C; it holds: ${modules:-none}" >&2
   exit 1
 fi
+# The stable ABI is torch's C shim (aoti_torch_*, torch_*): a C++ symbol of
+# torch's (c10::, at::, torch::) in the module would tie it to one release.
+rm -rf "$out/unpacked" && unzip -q -d "$out/unpacked" "$wheel" "$modules"
+cxx_symbols=$(nm -D --undefined-only "$out/unpacked/$modules" | c++filt | awk '{print $2}' |
+              grep -E '^(c10|at|torch|caffe2)::' || true)
+if [[ -n $cxx_symbols ]]; then
+  echo "the extension imports torch C++ symbols, outside the stable ABI:" >&2
+  echo "$cxx_symbols" | head -20 >&2
+  exit 1
+fi
+echo "the extension imports no torch C++ symbol"
 
 phase "wheel installed in the venv, imported from it"
 "$vpy" -m pip install -q --force-reinstall --no-deps "$wheel"
