@@ -29,6 +29,12 @@ inline Tensor fill_with_empty_keys(const Tensor& keys) {
   return torch::stable::fill_(keys, static_cast<double>(kEmptySignedKey));
 }
 
+// The shard's first valid_width columns, the ones local_keys' argmax reads
+// (torch::stable::narrow takes the tensor it narrows by reference).
+inline Tensor valid_columns_of(Tensor shard, int64_t valid_width) {
+  return torch::stable::narrow(shard, 1, 0, valid_width);
+}
+
 // shard: [batch, width] logits holding the global columns vocab_offset ..
 // vocab_offset + width - 1, of which the first valid_width are real (the rest
 // are padding past the vocabulary).

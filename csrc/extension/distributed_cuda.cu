@@ -49,9 +49,7 @@ Tensor local_keys_cuda(const Tensor& shard, int64_t vocab_offset, int64_t valid_
   Tensor keys = empty_keys_for(shard);
   if (rows == 0) return keys;
   if (valid_width == 0) return fill_with_empty_keys(keys);
-  Tensor valid_columns = shard;
-  valid_columns = torch::stable::narrow(valid_columns, 1, 0, valid_width);
-  greedy_sample_cuda(keys, valid_columns);  // keys: local column indices
+  greedy_sample_cuda(keys, valid_columns_of(shard, valid_width));  // keys: local column indices
   const cudaStream_t stream = current_stream(device);
   SAFE_GREEDY_DISPATCH_LOGITS(shard.scalar_type(), [&] {
     shard_keys_kernel<LogitsT><<<blocks_for(rows), kThreads, 0, stream>>>(
@@ -76,8 +74,7 @@ void write_tokens_cuda(Tensor& out, const Tensor& keys) {
   SAFE_GREEDY_DISPATCH_INDEX(out.scalar_type(), [&] {
     write_tokens_kernel<IndexT><<<blocks_for(rows), kThreads, 0, stream>>>(
         out.mutable_data_ptr<IndexT>(), out.stride(0), keys.const_data_ptr<int64_t>(),
-        keys.stride(0),
-        rows);
+        keys.stride(0), rows);
     SAFE_GREEDY_CUDA_CHECK(cudaGetLastError());
   });
 }

@@ -31,9 +31,7 @@ Tensor local_keys_cpu(const Tensor& shard, int64_t vocab_offset, int64_t valid_w
   Tensor keys = empty_keys_for(shard);
   if (shard.size(0) == 0) return keys;
   if (valid_width == 0) return fill_with_empty_keys(keys);
-  Tensor valid_columns = shard;
-  valid_columns = torch::stable::narrow(valid_columns, 1, 0, valid_width);
-  greedy_sample_cpu(keys, valid_columns);  // keys: local column indices
+  greedy_sample_cpu(keys, valid_columns_of(shard, valid_width));  // keys: local column indices
   int64_t* k = keys.mutable_data_ptr<int64_t>();
   SAFE_GREEDY_DISPATCH_LOGITS(shard.scalar_type(), [&] {
     const auto* base = reinterpret_cast<const LogitsT*>(shard.const_data_ptr());

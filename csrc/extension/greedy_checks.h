@@ -129,7 +129,7 @@ inline CheckedArgs check_greedy_sample_args(const Tensor& out, const Tensor& log
   SAFE_GREEDY_CHECK(static_cast<uint64_t>(vocab) <= kMaxVocab,
                     "greedy_sample: vocab must be at most 2^31 - 1, got ", number_text(vocab));
   const EntriesOf rows{"greedy_sample", sizes[0], logits.device(),
-                       "row of logits",  "logits'", "row"};
+                       "row of logits", "logits'", "row"};
   const ByteSpan out_span =
       check_entry_output(rows, out, "out", {ScalarType::Int, ScalarType::Long}, "int32 or int64");
   const ByteSpan logits_span = byte_span(logits, sizes, logits.strides());
