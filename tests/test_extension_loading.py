@@ -46,3 +46,24 @@ def test_an_extension_that_cannot_load_is_explained(monkeypatch):
 
 def test_the_loaded_extension_is_the_package_s():
     assert extension._C.__name__ == "safe_greedy._C"
+
+
+def test_the_oldest_torch_is_the_same_in_the_build_and_at_import():
+    # setup.py's TORCH_TARGET_VERSION decides what the binary needs; the build
+    # requirement and the import check must name the same release. Only a
+    # source tree has setup.py (a wheel's test copy does not).
+    import ast
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    if not (root / "setup.py").is_file():
+        pytest.skip("no source tree here (setup.py)")
+    target = None
+    for node in ast.parse((root / "setup.py").read_text()).body:
+        names = [getattr(t, "id", None) for t in getattr(node, "targets", [])]
+        if "TORCH_TARGET_VERSION" in names:
+            target = ast.literal_eval(node.value)
+    assert target == extension.OLDEST_TORCH
+    requirement = re.search(r'"torch>=([0-9]+)\.([0-9]+)"', (root / "pyproject.toml").read_text())
+    assert requirement and tuple(int(n) for n in requirement.groups()) == target
