@@ -93,3 +93,9 @@ def host_overhead():
 def tune_splits():
     """benchmarks/tune_splits.py as a module."""
     return _benchmark_script("tune_splits.py", "safe_greedy_tune_splits")
+
+
+@pytest.fixture(scope="session")
+def profile_cells():
+    """benchmarks/profile_cells.py as a module."""
+    return _benchmark_script("profile_cells.py", "safe_greedy_profile_cells")
