@@ -258,12 +258,10 @@ def _make_torch_argmax(batch: int, device: torch.device):
 
 def _make_safe_greedy_outputs(batch: int, device: torch.device):
     out = torch.empty(batch, dtype=torch.int64, device=device)
-    logprobs = torch.empty(batch, dtype=torch.float32, device=device)
-    logsumexp = torch.empty(batch, dtype=torch.float32, device=device)
-    valid = torch.empty(batch, dtype=torch.bool, device=device)
+    extra = speed.every_extra_output(batch, device)
 
     def call(x):
-        safe_greedy.greedy_sample(out, x, logprobs=logprobs, logsumexp=logsumexp, valid=valid)
+        safe_greedy.greedy_sample(out, x, **extra)
         return out
 
     return call

@@ -17,6 +17,7 @@ import re
 import torch
 
 import safe_greedy
+from safe_greedy import speed
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LAUNCHES_PER_CELL = 3
@@ -38,11 +39,7 @@ def main(argv=None) -> None:
     for dtype, batch, vocab in args.cells:
         logits = torch.randn(batch, vocab, device=args.device).to(dtype)
         out = torch.empty(batch, dtype=torch.int64, device=args.device)
-        extra = {}
-        if args.outputs:
-            extra = dict(logprobs=torch.empty(batch, device=args.device),
-                         logsumexp=torch.empty(batch, device=args.device),
-                         valid=torch.empty(batch, dtype=torch.bool, device=args.device))  # fmt: skip
+        extra = speed.every_extra_output(batch, args.device) if args.outputs else {}
         for _ in range(LAUNCHES_PER_CELL):
             safe_greedy.greedy_sample(out, logits, **extra)
         if not torch.equal(out, torch.argmax(logits, -1)):

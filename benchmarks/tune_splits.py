@@ -71,10 +71,7 @@ def is_tuning_build(device: torch.device) -> bool:
 
 def make_call(batch: int, device: torch.device, outputs: bool):
     out = torch.empty(batch, dtype=torch.int64, device=device)
-    extra = {}
-    if outputs:
-        extra = dict(logprobs=torch.empty(batch, device=device), logsumexp=torch.empty(batch, device=device),
-                     valid=torch.empty(batch, dtype=torch.bool, device=device))  # fmt: skip
+    extra = speed.every_extra_output(batch, device) if outputs else {}
 
     def call(x):
         safe_greedy.greedy_sample(out, x, **extra)

@@ -2,7 +2,6 @@
 
 #include "gpu_runtime.h"
 
-
 #include <map>
 #include <mutex>
 #include <utility>

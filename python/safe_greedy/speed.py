@@ -167,6 +167,21 @@ class Pool:
 
 
 # ---------------------------------------------------------------------------
+# Outputs of the timed calls
+
+
+def every_extra_output(batch: int, device: torch.device) -> Dict[str, torch.Tensor]:
+    """Uninitialised ``logprobs``, ``logsumexp`` and ``valid`` for ``batch`` rows:
+    the keyword arguments of a ``greedy_sample`` call that asks for every extra
+    output."""
+    return {
+        "logprobs": torch.empty(batch, dtype=torch.float32, device=device),
+        "logsumexp": torch.empty(batch, dtype=torch.float32, device=device),
+        "valid": torch.empty(batch, dtype=torch.bool, device=device),
+    }
+
+
+# ---------------------------------------------------------------------------
 # Timers
 
 Call = Callable[[torch.Tensor], Optional[torch.Tensor]]
