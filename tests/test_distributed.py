@@ -128,6 +128,13 @@ def test_opcheck(dtype):
         torch.library.opcheck(torch.ops.safe_greedy.write_tokens, (out, keys))
 
 
+def test_local_keys_returns_a_fresh_tensor():
+    # Like torch's functional ops, whose results start at version 0: the keys'
+    # own argmax is written without counting a write nobody could have seen.
+    keys = torch.ops.safe_greedy.local_keys(torch.randn(3, 9), 2, 9)
+    assert keys._version == 0 and torch.argmax(torch.randn(3, 9), -1)._version == 0
+
+
 def test_write_tokens_counts_its_write_and_may_write_over_the_keys():
     keys = sgd.local_keys(torch.randn(3, 9), vocab_offset=2)
     expected = sgd.keys_to_tokens(keys)
@@ -243,7 +250,7 @@ def test_cuda_keys_and_tokens_equal_the_cpu_ones(dtype):
             offset = 1234
             cpu_keys = sgd.local_keys(shard, vocab_offset=offset, vocab_size=offset + width)
             cuda_keys = sgd.local_keys(shard.cuda(), vocab_offset=offset, vocab_size=offset + width)
-            assert cuda_keys.device.type == "cuda"
+            assert cuda_keys.device.type == "cuda" and cuda_keys._version == 0
             assert torch.equal(cuda_keys.cpu(), cpu_keys)
             for out_dtype in (torch.int32, torch.int64):
                 out = torch.full((batch,), -7, dtype=out_dtype, device="cuda")

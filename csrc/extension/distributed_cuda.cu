@@ -49,7 +49,9 @@ Tensor local_keys_cuda(const Tensor& shard, int64_t vocab_offset, int64_t valid_
   Tensor keys = empty_keys_for(shard);
   if (rows == 0) return keys;
   if (valid_width == 0) return fill_with_empty_keys(keys);
-  greedy_sample_cuda(keys, valid_columns_of(shard, valid_width));  // keys: local column indices
+  // keys: local column indices. local_keys' checks imply greedy_sample's, and keys
+  // is new, so there is no write to count.
+  greedy_sample_unchecked_cuda(keys, valid_columns_of(shard, valid_width));
   const cudaStream_t stream = current_stream(device);
   SAFE_GREEDY_DISPATCH_LOGITS(shard.scalar_type(), [&] {
     shard_keys_kernel<LogitsT><<<blocks_for(rows), kThreads, 0, stream>>>(

@@ -4,7 +4,7 @@
 //   local_keys(shard, vocab_offset, valid_width) -> keys   int64 [batch]
 //   write_tokens(out, keys)                                 out[r] = token of keys[r]
 //
-// local_keys reuses greedy_sample for the argmax of the shard's valid columns
+// local_keys reuses greedy_sample's kernel for the argmax of the shard's valid columns
 // (written straight into the keys tensor it returns), then replaces each
 // local column index by the signed key of that column (distributed_keys.h).
 // The CUDA kernels live in distributed_cuda.cu, the fake kernels in
@@ -31,7 +31,9 @@ Tensor local_keys_cpu(const Tensor& shard, int64_t vocab_offset, int64_t valid_w
   Tensor keys = empty_keys_for(shard);
   if (shard.size(0) == 0) return keys;
   if (valid_width == 0) return fill_with_empty_keys(keys);
-  greedy_sample_cpu(keys, valid_columns_of(shard, valid_width));  // keys: local column indices
+  // keys: local column indices. local_keys' checks imply greedy_sample's, and keys
+  // is new, so there is no write to count.
+  greedy_sample_unchecked_cpu(keys, valid_columns_of(shard, valid_width));
   int64_t* k = keys.mutable_data_ptr<int64_t>();
   SAFE_GREEDY_DISPATCH_LOGITS(shard.scalar_type(), [&] {
     const auto* base = reinterpret_cast<const LogitsT*>(shard.const_data_ptr());

@@ -201,6 +201,10 @@ void greedy_sample_cpu(Tensor& out, const Tensor& logits) {
   check_greedy_sample_args(out, logits);
   check_on_cpu(logits);
   count_write(out, "greedy_sample", "out");
+  greedy_sample_unchecked_cpu(out, logits);
+}
+
+void greedy_sample_unchecked_cpu(Tensor& out, const Tensor& logits) {
   if (logits.size(0) == 0) return;
   run_cpu_kernel<false, false>(out, ExtraOutputs{}, logits);
 }

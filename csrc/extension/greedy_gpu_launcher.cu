@@ -289,6 +289,10 @@ void greedy_sample_cuda(Tensor& out, const Tensor& logits) {
   check_greedy_sample_args(out, logits);
   check_on_gpu(logits);
   count_write(out, "greedy_sample", "out");
+  greedy_sample_unchecked_cuda(out, logits);
+}
+
+void greedy_sample_unchecked_cuda(Tensor& out, const Tensor& logits) {
   run_gpu_kernel<false>(out, logits, ExtraOutputs{});
 }
 

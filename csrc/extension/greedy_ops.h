@@ -15,6 +15,12 @@ using torch::stable::Tensor;
 void greedy_sample_cpu(Tensor& out, const Tensor& logits);
 void greedy_sample_cuda(Tensor& out, const Tensor& logits);
 
+// The kernel alone: no argument checks and no write counted. Only for a
+// caller whose own checks imply greedy_sample's and that made `out` itself,
+// so that nobody else can hold it (local_keys, which writes its fresh keys).
+void greedy_sample_unchecked_cpu(Tensor& out, const Tensor& logits);
+void greedy_sample_unchecked_cuda(Tensor& out, const Tensor& logits);
+
 // The same, and where given: logprobs[r] = log_softmax(logits[r].float())[out[r]],
 // logsumexp[r] = logsumexp(logits[r].float()), valid[r] = no NaN and a maximum
 // above -inf, and out[r] = fallback_token for rows that are not valid; see
