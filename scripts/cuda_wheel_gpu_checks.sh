@@ -41,6 +41,11 @@ EOF
 status=0
 "$vpy" -m pytest tests -q -p no:cacheprovider >"$logs/pytest.log" 2>&1 || status=1
 echo "pytest: $(tail -1 "$logs/pytest.log")"
+# The tests that measure the whole device, alone (they skip under
+# pytest-xdist, which PYTEST_ADDOPTS may have asked for above).
+PYTEST_ADDOPTS= "$vpy" -m pytest tests -q -p no:cacheprovider -m whole_device \
+  >"$logs/pytest-whole-device.log" 2>&1 || status=1
+echo "pytest, whole-device tests alone: $(tail -1 "$logs/pytest-whole-device.log")"
 for tool in memcheck racecheck synccheck initcheck; do
   narrow=(--kernel-name kns=greedy_sample_kernel)
   [[ $tool == initcheck ]] && narrow=()

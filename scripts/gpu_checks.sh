@@ -24,6 +24,11 @@ python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$logs/car
 status=0
 python3 -m pytest tests -q -p no:cacheprovider >"$logs/pytest.log" 2>&1 || status=1
 echo "pytest: $(tail -1 "$logs/pytest.log")"
+# The tests that measure the whole device, alone (they skip under
+# pytest-xdist, which PYTEST_ADDOPTS may have asked for above).
+PYTEST_ADDOPTS= python3 -m pytest tests -q -p no:cacheprovider -m whole_device \
+  >"$logs/pytest-whole-device.log" 2>&1 || status=1
+echo "pytest, whole-device tests alone: $(tail -1 "$logs/pytest-whole-device.log")"
 
 for tool in memcheck racecheck synccheck initcheck; do
   narrow=(--kernel-name kns=greedy_sample_kernel)

@@ -59,6 +59,15 @@ def pytest_collection_modifyitems(config, items):
         config.stash[_GPU_TESTS_LEFT_OUT] = len(gpu)
 
 
+def pytest_runtest_setup(item):
+    # pytest-xdist's workers share the device, so a measurement of all of it
+    # would count their tensors too; the GPU scripts run these tests in a pass
+    # of their own.
+    if item.get_closest_marker("whole_device") and os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.skip("measures the whole device, which the other workers' tests change: "
+                    "run it without -n")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     left_out = config.stash.get(_GPU_TESTS_LEFT_OUT, 0)
     if left_out:

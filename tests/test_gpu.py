@@ -586,6 +586,7 @@ def test_graph_workspaces_stay_clean_across_graph_lifetimes():
         torch.cuda.synchronize()
 
 
+@pytest.mark.whole_device
 def test_destroyed_graphs_give_their_workspaces_back_for_reuse():
     """Capturing and destroying thousands of graphs of a split row holds
     device memory flat: each capture draws its workspace from those that
