@@ -34,6 +34,12 @@ settings.register_profile("default", max_examples=200, **_COMMON)
 settings.register_profile("ci", max_examples=500, derandomize=True, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# torch's CPU pool threads keep the flush-denormal mode of the thread that
+# started them (tests/test_flush_denormal.py). Started here, in the default
+# mode, they cannot be started by a test that switched the mode on and then
+# flush rows of torch.argmax in every later test of the process.
+torch.ones(1 << 22).sum()
+
 # ---------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------
