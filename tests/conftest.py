@@ -34,6 +34,22 @@ settings.register_profile("default", max_examples=200, **_COMMON)
 settings.register_profile("ci", max_examples=500, derandomize=True, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# ---------------------------------------------------------------------------
+# torch's CPU threads
+# ---------------------------------------------------------------------------
+
+# Each pytest-xdist worker would start torch's default pool, a thread a core:
+# N workers on N cores would then run N^2 threads that spin while they wait,
+# and the CPU tests crawl. Each worker gets its share of the cores instead,
+# at least two so that the tests of the CPU kernel's thread pool still run.
+# For the same reason torch.compile's code generation stays in the worker
+# rather than in a pool of a process a core that each worker would start.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    torch.set_num_threads(max(2, _cores // max(1, _workers)))
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 # torch's CPU pool threads keep the flush-denormal mode of the thread that
 # started them (tests/test_flush_denormal.py). Started here, in the default
 # mode, they cannot be started by a test that switched the mode on and then
