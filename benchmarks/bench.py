@@ -71,8 +71,9 @@ Per cell: each contender's graph and eager time; speed-up = torch_argmax graph
 time / safe_greedy graph time; floor = bytes / read bandwidth + empty kernel;
 % of floor = floor / safe_greedy graph time; the contract's target, met when
 safe_greedy's graph time <= 1.10 x bytes / bandwidth + 2.5 us; the same for
-safe_greedy_outputs, and its speed-up over torch_composed and over
-torch_logprobs (their time / its time). Correctness:
+safe_greedy_outputs, whether it is within 1.25 x floor + 2.5 us (the bound
+for cells where the exponentials rule out the target), and its speed-up over
+torch_composed and over torch_logprobs (their time / its time). Correctness:
 each contender's answer against torch.argmax on the first buffer (eager call)
 and on the last buffer (after the graph replays), plus eight hard rows per
 (dtype, vocab): all -inf, all NaN, all -1e5, all -1e30, max < 0, NaN in the
@@ -109,7 +110,8 @@ from safe_greedy import speed
 
 # The sibling module, whether this file runs as a script or is loaded by path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sweep_results import TARGET_FIXED_US, TARGET_SLACK, cell_time_us, geomean, target_us  # noqa: E402
+from sweep_results import (OUTPUTS_BOUND_SLACK, TARGET_FIXED_US, TARGET_SLACK, cell_time_us,  # noqa: E402
+                           geomean, target_us, within_outputs_bound)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 GPU_VOCABS = (3072, 32000, 128256, 129280, 151666, 151936, 262144)
@@ -628,6 +630,7 @@ def derive_outputs(cell: Dict, timer: str) -> None:
         "speedup_vs_logprobs": t("torch_logprobs") / ours if ours and t("torch_logprobs") else None,
         "pct_floor": 100.0 * cell["floor_us"] / ours if ours and cell.get("floor_us") else None,
         "meets_target": ours <= cell["target_us"] if ours and cell.get("target_us") else None,
+        "within_bound": within_outputs_bound(cell),
     }
 
 
@@ -788,6 +791,7 @@ def summarise_outputs(cells: List[Dict]) -> Dict:
         "min_speedup_vs_logprobs": min(logprobs) if logprobs else None,
         "geomean_time_vs_plain": geomean(plain),
         "cells_meeting_target": sum(1 for o in out if o.get("meets_target")),
+        "cells_within_bound": sum(1 for o in out if o.get("within_bound")),
     }
 
 
@@ -812,7 +816,8 @@ def print_summary(results: Dict, path: str) -> None:
               f"{_ratio(outputs['min_speedup_vs_composed'])} least; over torch_logprobs "
               f"{_ratio(outputs['geomean_speedup_vs_logprobs'])} geomean; "
               f"{_ratio(outputs['geomean_time_vs_plain'])} the plain call's time"
-              + (f"; within the time target in {outputs['cells_meeting_target']}"
+              + (f"; within the time target in {outputs['cells_meeting_target']}, within "
+                 f"{OUTPUTS_BOUND_SLACK:.2f} x floor + {TARGET_FIXED_US} us in {outputs['cells_within_bound']}"
                  if meta["device_type"] == "cuda" else ""))
     if summary["cells_with_mismatches"]:
         print("cells with answers != torch.argmax: " +

@@ -26,6 +26,23 @@ def cell_time_us(cell: Dict, name: str = "safe_greedy") -> Optional[float]:
     return t.get("graph", t.get("wall"))
 
 
+# The call with every extra output meets the same target, or, in cells where
+# the exponentials' throughput rules that out (shown by a profile), this
+# bound: time <= OUTPUTS_BOUND_SLACK x floor + TARGET_FIXED_US, the floor
+# being bytes / read bandwidth plus an empty kernel.
+OUTPUTS_BOUND_SLACK = 1.25
+
+
+def within_outputs_bound(cell: Dict) -> Optional[bool]:
+    """Whether the call with every extra output is within that bound in
+    ``cell`` (None where it or the floor was not measured)."""
+    t = cell_time_us(cell, "safe_greedy_outputs")
+    floor = cell.get("floor_us")
+    if t is None or not floor:
+        return None
+    return t <= OUTPUTS_BOUND_SLACK * floor + TARGET_FIXED_US
+
+
 def geomean(values: List[float]) -> Optional[float]:
     values = [v for v in values if v]
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None

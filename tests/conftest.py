@@ -115,6 +115,12 @@ def bench():
 
 
 @pytest.fixture(scope="session")
+def report():
+    """benchmarks/report.py as a module."""
+    return _benchmark_script("report.py", "safe_greedy_report")
+
+
+@pytest.fixture(scope="session")
 def host_overhead():
     """benchmarks/host_overhead.py as a module."""
     return _benchmark_script("host_overhead.py", "safe_greedy_host_overhead")
