@@ -90,6 +90,10 @@ if [[ $status -eq 0 ]]; then
   sed -n '/short test summary info/,$p' "$out/pytest.log" >"$out/pytest-summary.txt"
   [[ -s $out/pytest-summary.txt ]] || tail -n 3 "$out/pytest.log" >"$out/pytest-summary.txt"
   quote "$out/pytest-summary.txt" 200
+  # The tests that measure the whole device, alone (they skip under
+  # pytest-xdist, which PYTEST_ADDOPTS may ask for).
+  run_step pytest-whole-device env PYTEST_ADDOPTS= "$PYTHON" -m pytest tests -q -p no:cacheprovider -m whole_device
+  echo "Whole-device tests alone: $(tail -n 1 "$out/pytest-whole-device.log")" >>"$results"
 
   section "Self-check (python3 -m safe_greedy)"
   run_step selfcheck "$PYTHON" -m safe_greedy
