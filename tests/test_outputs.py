@@ -112,6 +112,34 @@ def assert_only_view_written(name, buffer, view):
     assert_only_out_written(shifted, moved)
 
 
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_logits_near_the_ends_of_the_float_range(device, dtype):
+    """Maxima beyond 2^127 / log2(e) (about 2.36e38) in magnitude, where the
+    shift times log2(e) is no longer a float, and just within it: spread,
+    tied, and mixed with the other end of the range."""
+    top = torch.finfo(dtype).max
+    gen = torch.Generator().manual_seed(7)
+    n = 4099
+
+    def spread(centre):
+        return centre * (1 - torch.rand(n, generator=gen, dtype=torch.float64) * 0.3)
+
+    rows = [
+        torch.full((n,), top, dtype=torch.float64),
+        torch.full((n,), -top, dtype=torch.float64),
+        torch.full((n,), 2.4e38, dtype=torch.float64),
+        torch.full((n,), -2.3e38, dtype=torch.float64),
+        spread(top),
+        spread(-top),
+        torch.where(torch.rand(n, generator=gen) < 0.5, top, -top).double(),
+    ]
+    logits = torch.stack(rows).to(dtype).to(device)
+    g = safe_greedy.greedy(logits)
+    assert bool(torch.isfinite(g.logsumexp.cpu()).all()), g.logsumexp.tolist()
+    check_outputs(logits, g.token_ids, g._asdict(), None)
+
+
 def check_outputs(logits, out, given_outputs, fallback_token):
     """Every output that was passed, against torch."""
     want = reference(logits, fallback_token)

@@ -15,12 +15,19 @@
 namespace safe_greedy {
 namespace gpu {
 
-// The sum over the warp, in every lane.
-__device__ __forceinline__ float warp_sum(float x) {
+// The sum over each aligned group of kLanes lanes of the warp, in every lane
+// of the group (the same bits in each: every step adds the same two values).
+template <int kLanes>
+__device__ __forceinline__ float lanes_sum(float x) {
+  static_assert(kLanes >= 1 && kLanes <= kWarpSize && (kLanes & (kLanes - 1)) == 0,
+                "groups are a power of two lanes");
 #pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x += shuffle_xor(x, offset);
+  for (int offset = kLanes / 2; offset > 0; offset /= 2) x += shuffle_xor(x, offset);
   return x;
 }
+
+// The sum over the warp, in every lane.
+__device__ __forceinline__ float warp_sum(float x) { return lanes_sum<kWarpSize>(x); }
 
 // The pair of the whole warp, in every lane, given the warp's best key `k`
 // (warp_max_key(), in every lane). The key's value is the warp's maximum, so
@@ -52,8 +59,14 @@ __device__ __forceinline__ void block_reduce_with_stats(Key& k, RowStats& s) {
   }
   __syncthreads();
   if (warp == 0) {
-    k = warp_max_key(lane < kWarps ? warp_keys[lane] : kEmptyKey);
-    s = warp_stats_at(lane < kWarps ? warp_stats[lane] : empty_stats(), k);
+    // Each group of kWarps lanes holds every warp's pair once, so that
+    // log2(kWarps) rounds of shuffles give each lane the block's sum, not
+    // log2(kWarpSize): they are on the serial path of every block (see "the
+    // block's sum in fewer rounds" in docs/PERFORMANCE.md).
+    static_assert((kWarps & (kWarps - 1)) == 0, "a power of two warps");
+    k = warp_max_key(warp_keys[lane % kWarps]);
+    const float max = key_value(k);
+    s = RowStats{max, lanes_sum<kWarps>(sum_at(warp_stats[lane % kWarps], exp_shift(max)))};
   }
 }
 
