@@ -36,9 +36,12 @@ __device__ __forceinline__ float warp_sum(float x) { return lanes_sum<kWarpSize>
 // block's serial path (see "the extra outputs' fixed cost" in
 // docs/PERFORMANCE.md). Where the maximum is a NaN or +-inf the sum is
 // meaningless, as greedy_stats.h allows.
+// With kLanes below the warp, the same over each aligned group of kLanes
+// lanes, given the group's best key.
+template <int kLanes = kWarpSize>
 __device__ __forceinline__ RowStats warp_stats_at(RowStats s, Key k) {
   const float max = key_value(k);
-  return RowStats{max, warp_sum(sum_at(s, exp_shift(max)))};
+  return RowStats{max, lanes_sum<kLanes>(sum_at(s, exp_shift(max)))};
 }
 
 // block_max_key() (greedy_gpu_cross_lane.cuh) and the block's pair, through
@@ -65,8 +68,7 @@ __device__ __forceinline__ void block_reduce_with_stats(Key& k, RowStats& s) {
     // block's sum in fewer rounds" in docs/PERFORMANCE.md).
     static_assert((kWarps & (kWarps - 1)) == 0, "a power of two warps");
     k = warp_max_key(warp_keys[lane % kWarps]);
-    const float max = key_value(k);
-    s = RowStats{max, lanes_sum<kWarps>(sum_at(warp_stats[lane % kWarps], exp_shift(max)))};
+    s = warp_stats_at<kWarps>(warp_stats[lane % kWarps], k);
   }
 }
 

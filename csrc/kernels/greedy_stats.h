@@ -142,11 +142,13 @@ SG_HOST_DEVICE RowStats combine_stats(RowStats a, RowStats b) {
 
 SG_HOST_DEVICE bool is_finite_value(float x) { return x - x == 0.0f; }
 
-// logsumexp of the row: torch's NaN, +inf and -inf where max is one of them.
-SG_HOST_DEVICE float logsumexp_of(RowStats s) {
-  if (!is_finite_value(s.max)) return s.max;
-  return s.max + logf(s.sum);
+// logsumexp of the row, given log(s.sum): torch's NaN, +inf and -inf where
+// max is one of them.
+SG_HOST_DEVICE float logsumexp_with(RowStats s, float log_sum) {
+  return is_finite_value(s.max) ? s.max + log_sum : s.max;
 }
+
+SG_HOST_DEVICE float logsumexp_of(RowStats s) { return logsumexp_with(s, logf(s.sum)); }
 
 // Whether the row holds no NaN and its maximum is above -inf, from its best
 // key: a NaN has the highest image, an all -inf row's best key the lowest.
@@ -179,8 +181,10 @@ SG_HOST_DEVICE RowResult finish_row(Key best, RowStats s, int64_t fallback_token
   r.valid = key_is_valid(best);
   r.index = (r.valid || fallback_token == kNoFallback) ? key_index(best)
                                                        : static_cast<uint32_t>(fallback_token);
-  r.logsumexp = logsumexp_of(s);
-  r.logprob = r.valid && is_finite_value(s.max) ? 0.0f - logf(s.sum) : quiet_nan();
+  // One logarithm for both outputs: the compiler does not merge two calls.
+  const float log_sum = logf(s.sum);
+  r.logsumexp = logsumexp_with(s, log_sum);
+  r.logprob = r.valid && is_finite_value(s.max) ? 0.0f - log_sum : quiet_nan();
   return r;
 }
 
@@ -202,11 +206,21 @@ struct ExtraOutputs {
 template <class IndexT>
 SG_HOST_DEVICE void write_row(IndexT* out, int64_t out_stride, const ExtraOutputs& outputs,
                               int64_t row, Key best, RowStats s) {
+  // Every destination is read before the row's outputs are computed, so that
+  // the GPU issues those parameter reads together and predicates the stores,
+  // instead of one read behind each null test (see "the row's end, side by
+  // side" in docs/PERFORMANCE.md).
+  const int64_t logprobs_at = row * outputs.logprobs_stride;
+  const int64_t logsumexp_at = row * outputs.logsumexp_stride;
+  const int64_t valid_at = row * outputs.valid_stride;
+  float* const logprobs = outputs.logprobs;
+  float* const logsumexp = outputs.logsumexp;
+  bool* const valid = outputs.valid;
   const RowResult r = finish_row(best, s, outputs.fallback_token);
   out[row * out_stride] = static_cast<IndexT>(r.index);
-  if (outputs.logprobs != nullptr) outputs.logprobs[row * outputs.logprobs_stride] = r.logprob;
-  if (outputs.logsumexp != nullptr) outputs.logsumexp[row * outputs.logsumexp_stride] = r.logsumexp;
-  if (outputs.valid != nullptr) outputs.valid[row * outputs.valid_stride] = r.valid;
+  if (logprobs != nullptr) logprobs[logprobs_at] = r.logprob;
+  if (logsumexp != nullptr) logsumexp[logsumexp_at] = r.logsumexp;
+  if (valid != nullptr) valid[valid_at] = r.valid;
 }
 
 }  // namespace safe_greedy
