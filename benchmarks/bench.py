@@ -75,7 +75,9 @@ safe_greedy_outputs, whether it is within 1.25 x floor + 2.5 us (the bound
 for cells where the exponentials rule out the target), and its speed-up over
 torch_composed and over torch_logprobs (their time / its time). Correctness:
 each contender's answer against torch.argmax on the first buffer (eager call)
-and on the last buffer (after the graph replays), plus eight hard rows per
+and on the last buffer (after the graph replays), and there safe_greedy_outputs'
+logprobs, logsumexp and valid against torch's (the self-check's rule: the same
+NaN or infinity, or within 2e-5 x max(1, |torch's value|)), plus eight hard rows per
 (dtype, vocab): all -inf, all NaN, all -1e5, all -1e30, max < 0, NaN in the
 tail, max in the tail, signed zeros.
 
@@ -106,7 +108,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 import safe_greedy
-from safe_greedy import speed
+from safe_greedy import selfcheck, speed
 
 # The sibling module, whether this file runs as a script or is loaded by path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -266,6 +268,9 @@ def _make_safe_greedy_outputs(batch: int, device: torch.device):
         safe_greedy.greedy_sample(out, x, **extra)
         return out
 
+    # Where the latest call left its extra outputs, for their value check
+    # (_output_value_mismatches).
+    call.extra_outputs = extra
     return call
 
 
@@ -416,6 +421,25 @@ def _mismatches(got: Optional[torch.Tensor], ref: torch.Tensor) -> Optional[int]
     if got is None:
         return None
     return int((got.to(torch.int64) != ref).sum())
+
+
+def _output_value_mismatches(fn: Callable, x: torch.Tensor) -> Optional[int]:
+    """How many rows of ``x`` have an extra output, as the latest call of
+    ``fn`` (on ``x``) left it, that is not torch's, by the self-check's rule;
+    None for a contender without extra outputs."""
+    extra = getattr(fn, "extra_outputs", None)
+    if extra is None:
+        return None
+    _, logprobs, logsumexp, valid = selfcheck.outputs_reference(x, None)
+    wrong = ~selfcheck.close_like_torch(extra["logprobs"], logprobs)
+    wrong |= ~selfcheck.close_like_torch(extra["logsumexp"], logsumexp)
+    wrong |= extra["valid"] != valid
+    return int(wrong.sum())
+
+
+def _value_checks(first: Optional[int], last: Optional[int], names: Tuple[str, str]) -> Dict[str, int]:
+    """The extra outputs' value mismatches under ``names``, for contenders that have them."""
+    return {} if first is None else dict(zip(names, (first, last)))
 
 
 def _out_of_range(vocab: int, *answers: Optional[torch.Tensor]) -> Optional[int]:
@@ -571,13 +595,16 @@ def measure_gpu_cell(args, results: Dict, pool, contenders: List[Contender], dev
                 fn = c.make(batch, device)
                 first_out = fn(inputs[0]).clone()
                 first = _mismatches(first_out, ref_first)
+                first_values = _output_value_mismatches(fn, inputs[0])
                 graph_us, last_out = speed.cuda_graph_time(fn, inputs, target_ms=args.target_ms)
                 last = _mismatches(last_out, ref_last)
+                last_values = _output_value_mismatches(fn, inputs[-1])
                 outside = _out_of_range(vocab, first_out, last_out)
                 eager_us = speed.cuda_eager_time(fn, inputs, estimate_us=graph_us)
                 cell["times_us"][c.name] = {"graph": graph_us, "eager": eager_us}
-                cell["mismatches"][c.name] = {"first_eager": first, "last_graph": last,
-                                              "out_of_range": outside}
+                cell["mismatches"][c.name] = {
+                    "first_eager": first, "last_graph": last, "out_of_range": outside,
+                    **_value_checks(first_values, last_values, ("outputs_first_eager", "outputs_last_graph"))}
                 c.succeeded()
             except Exception as exc:
                 error = _error_text(exc)
@@ -692,11 +719,15 @@ def run_cpu(args, results: Dict, path: str) -> None:
                 fn = c.make(batch, device)
                 first_out = fn(inputs[0]).clone()
                 first = _mismatches(first_out, ref_first)
+                first_values = _output_value_mismatches(fn, inputs[0])
                 last_out = fn(inputs[-1])
                 last = _mismatches(last_out, ref_last)
+                last_values = _output_value_mismatches(fn, inputs[-1])
                 outside = _out_of_range(vocab, first_out, last_out)
                 cell["times_us"][c.name] = {"wall": speed.cpu_time(fn, inputs, target_s=args.cpu_seconds)}
-                cell["mismatches"][c.name] = {"first": first, "last": last, "out_of_range": outside}
+                cell["mismatches"][c.name] = {
+                    "first": first, "last": last, "out_of_range": outside,
+                    **_value_checks(first_values, last_values, ("outputs_first", "outputs_last"))}
             except Exception as exc:
                 cell["times_us"][c.name] = None
                 cell["errors"][c.name] = _error_text(exc)
@@ -935,10 +966,13 @@ def main(argv=None) -> int:
 
 
 def _safe_greedy_failed(results: Dict) -> bool:
+    """Whether safe_greedy, with or without the extra outputs, gave a wrong
+    answer or an error anywhere."""
+    ours = ("safe_greedy", "safe_greedy_outputs")
     summary = results["summary"]
-    if "safe_greedy" in summary["cells_with_mismatches"] or "safe_greedy" in summary["hard_row_failures"]:
+    if any(name in summary["cells_with_mismatches"] or name in summary["hard_row_failures"] for name in ours):
         return True
-    return any("safe_greedy" in c.get("errors", {}) for c in results["cells"])
+    return any(name in c.get("errors", {}) for c in results["cells"] for name in ours)
 
 
 if __name__ == "__main__":

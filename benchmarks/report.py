@@ -201,18 +201,35 @@ def markdown(results: Dict) -> str:
 def _correctness(results: Dict) -> List[str]:
     lines = ["## Correctness against torch.argmax", ""]
     bad: Dict[str, List[str]] = {}
+    bad_values: Dict[str, List[str]] = {}
+    values_checked = False
     errors: Dict[str, int] = {}
     for c in results["cells"]:
+        where = f"{c['dtype']} {c['batch']}x{c['vocab']}"
         for name, m in c.get("mismatches", {}).items():
-            if any(v for v in m.values() if v):
-                bad.setdefault(name, []).append(f"{c['dtype']} {c['batch']}x{c['vocab']}")
+            # Keys named outputs_* count rows whose extra outputs are not torch's.
+            if any(v for check, v in m.items() if v and not check.startswith("outputs_")):
+                bad.setdefault(name, []).append(where)
+            values = [v for check, v in m.items() if check.startswith("outputs_")]
+            values_checked = values_checked or bool(values)
+            if any(values):
+                bad_values.setdefault(name, []).append(where)
         for name in c.get("errors", {}):
             errors[name] = errors.get(name, 0) + 1
     if not bad:
         lines.append("- Benchmark inputs: every timed contender matched torch.argmax on every cell.")
+    if values_checked and not bad_values:
+        lines.append("- Benchmark inputs: every extra output (logprobs, logsumexp, valid) matched torch's "
+                     "on every cell.")
+
+    def cells(where: List[str]) -> str:
+        return ", ".join(where[:12]) + (f" and {len(where) - 12} more" if len(where) > 12 else "")
+
     for name, where in bad.items():
-        shown = ", ".join(where[:12]) + (f" and {len(where) - 12} more" if len(where) > 12 else "")
-        lines.append(f"- Benchmark inputs: {name} differs from torch.argmax in {len(where)} cells: {shown}.")
+        lines.append(f"- Benchmark inputs: {name} differs from torch.argmax in {len(where)} cells: {cells(where)}.")
+    for name, where in bad_values.items():
+        lines.append(f"- Benchmark inputs: {name}'s extra outputs differ from torch's in {len(where)} cells: "
+                     f"{cells(where)}.")
     for name, count in errors.items():
         lines.append(f"- {name} raised in {count} cells (see `errors` in the JSON).")
     summary = results.get("summary", {})

@@ -364,7 +364,7 @@ def _graph_check(device: torch.device, log) -> int:
 # (b, continued) the extra outputs: logprobs, logsumexp, valid, fallback_token
 
 
-def _outputs_reference(x: torch.Tensor, fallback: Optional[int]):
+def outputs_reference(x: torch.Tensor, fallback: Optional[int]):
     """torch's token, log-probability, logsumexp and validity of each row."""
     xf = x.float()
     valid = ~torch.isnan(xf).any(-1) & (xf.amax(-1) > float("-inf"))
@@ -375,7 +375,7 @@ def _outputs_reference(x: torch.Tensor, fallback: Optional[int]):
     return token, logprobs, torch.logsumexp(xf, -1), valid
 
 
-def _close_like_torch(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+def close_like_torch(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
     """Per row: the same NaN or infinity as torch, or within 2e-5 * max(1, |torch|)."""
     nan = torch.isnan(want)
     inf = torch.isinf(want)
@@ -411,12 +411,12 @@ def outputs_checks(device: torch.device, cases: int = 100, seed: int = 1, log=pr
         logsumexp = torch.empty(batch, device=device)
         valid = torch.empty(batch, dtype=torch.bool, device=device)
         greedy_sample(out, x, logprobs=logprobs, logsumexp=logsumexp, valid=valid, fallback_token=fallback)
-        token, lp, lse, ok = _outputs_reference(x, fallback)
+        token, lp, lse, ok = outputs_reference(x, fallback)
         bad = {
             "token": int((out.long() != token).sum()),
             "valid": int((valid != ok).sum()),
-            "logprobs": int((~_close_like_torch(logprobs, lp)).sum()),
-            "logsumexp": int((~_close_like_torch(logsumexp, lse)).sum()),
+            "logprobs": int((~close_like_torch(logprobs, lp)).sum()),
+            "logsumexp": int((~close_like_torch(logsumexp, lse)).sum()),
         }
         if any(bad.values()):
             failed += 1
