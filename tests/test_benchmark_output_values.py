@@ -44,22 +44,35 @@ def _with_outputs(break_outputs=None):
     return make
 
 
-def _call(make, x):
+def _written(bench, make, x):
+    """The extra outputs of one call of the contender `make` on `x`, as the
+    benchmark keeps them for checking (None without extra outputs)."""
     fn = make(x.shape[0], x.device)
     fn(x)
-    return fn
+    return bench._extra_outputs_now(fn)
 
 
 def test_the_benchmarks_own_contender_has_checked_values(bench):
     x = _rows()
+    assert bench._output_value_mismatches(_written(bench, bench._make_safe_greedy_outputs, x), x) == 0
+
+
+def test_the_values_checked_are_those_of_the_call_kept(bench):
+    # The benchmark checks the first call's outputs after the graph replays
+    # and the eager loops, which overwrite them: it must keep a copy.
+    x, later = _rows(), -_rows()
     fn = bench._make_safe_greedy_outputs(x.shape[0], x.device)
     fn(x)
-    assert bench._output_value_mismatches(fn, x) == 0
+    kept = bench._extra_outputs_now(fn)
+    fn(later)
+    assert bench._output_value_mismatches(kept, x) == 0
+    assert bench._output_value_mismatches(bench._extra_outputs_now(fn), x) > 0
 
 
 def test_contenders_without_extra_outputs_are_not_checked(bench):
     x = _rows()
-    assert bench._output_value_mismatches(_call(bench._make_safe_greedy, x), x) is None
+    assert _written(bench, bench._make_safe_greedy, x) is None
+    assert bench._output_value_mismatches(None, x) is None
     assert bench._value_checks(None, None, ("outputs_first", "outputs_last")) == {}
 
 
@@ -82,8 +95,8 @@ def _flip_valid(extra):
 @pytest.mark.parametrize("break_outputs", [_shift_logprob, _finite_for_nan_row, _nan_for_inf, _flip_valid])
 def test_each_kind_of_wrong_value_counts_its_row(bench, break_outputs):
     x = _rows()
-    assert bench._output_value_mismatches(_call(_with_outputs(), x), x) == 0
-    assert bench._output_value_mismatches(_call(_with_outputs(break_outputs), x), x) == 1
+    assert bench._output_value_mismatches(_written(bench, _with_outputs(), x), x) == 0
+    assert bench._output_value_mismatches(_written(bench, _with_outputs(break_outputs), x), x) == 1
 
 
 def test_wrong_values_fail_the_run_and_show_in_the_report(bench, report):
@@ -105,3 +118,16 @@ def test_wrong_values_fail_the_run_and_show_in_the_report(bench, report):
     assert not bench._safe_greedy_failed(results)
     assert any("every extra output (logprobs, logsumexp, valid) matched torch's" in line
                for line in report._correctness(results))
+
+
+def test_the_reference_taken_in_pieces_checks_every_row(bench, monkeypatch):
+    # A piece of two rows: a wrong value in the last, partial piece still counts.
+    monkeypatch.setattr(bench, "REFERENCE_CHUNK_ELEMENTS", 2 * VOCAB)
+    x = _rows()[:5]
+
+    def last_row_wrong(extra):
+        extra["logprobs"][4] += 1e-3
+
+    assert bench._output_value_mismatches(_written(bench, _with_outputs(), x), x) == 0
+    assert bench._output_value_mismatches(_written(bench, _with_outputs(last_row_wrong), x), x) == 1
+    assert bench._output_value_mismatches(_written(bench, _with_outputs(_shift_logprob), x), x) == 1
