@@ -441,10 +441,9 @@ def _output_value_mismatches(extra: Optional[Dict[str, torch.Tensor]], x: torch.
     """How many rows of ``x`` have an extra output in ``extra`` (what a call
     on ``x`` wrote) that is not torch's, by the self-check's rule; None where
     ``extra`` is None. Called only after the contender is timed, and torch's
-    reference taken a few rows at a time: computed whole just before the
-    graph timing it made the call with every output, and the next cell's
-    plain call, 1.19x slower at 16-bit 1024-4096 x 262144 on an H100 (see
-    "the benchmark's value checks" in docs/PERFORMANCE.md)."""
+    reference taken a few rows at a time: computed whole for a 2 GB cell, it
+    made the next call timed 1.19x slower on an H100 (see "the benchmark's
+    value checks" in docs/PERFORMANCE.md)."""
     if extra is None:
         return None
     rows_per_chunk = max(1, REFERENCE_CHUNK_ELEMENTS // max(1, x.shape[1]))
