@@ -306,6 +306,53 @@ def test_a_leaf_output_that_requires_grad_is_refused(device, name):
                              rf"in-place write to {name}", "leaf tensor that requires grad")  # fmt: skip
 
 
+def _wrapper_call(outputs, logits):
+    safe_greedy.greedy_sample(outputs["out"], logits, logprobs=outputs["logprobs"],
+                              logsumexp=outputs["logsumexp"], valid=outputs["valid"])  # fmt: skip
+
+
+def _with_history(t):
+    """`t`'s values in a non-leaf tensor that requires grad, and the leaf behind it."""
+    leaf = torch.zeros_like(t, requires_grad=True)
+    return leaf + t, leaf
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("name", ["logprobs", "logsumexp"])
+@pytest.mark.parametrize("kind", ["leaf", "non-leaf"])
+def test_an_output_that_requires_grad_is_refused_by_greedy_sample(device, name, kind):
+    # The outputs carry no gradient: written into a non-leaf, autograd would
+    # send its gradient to whatever computed the values the call overwrote.
+    outputs = outputs_for(2, device)
+    if kind == "leaf":
+        outputs[name].requires_grad_(True)
+    else:
+        outputs[name], _ = _with_history(outputs[name])
+    logits = torch.randn(2, 5, device=device)
+    tensors = [t.detach() for t in outputs.values()]
+    before = [t.clone() for t in tensors]
+    versions = [t._version for t in outputs.values()]
+    with pytest.raises(RuntimeError, match=rf"{name} requires grad, but greedy_sample's outputs carry no gradient"):
+        _wrapper_call(outputs, logits)
+    assert all(torch.equal(t, b) for t, b in zip(tensors, before)), "an output was written by a failing call"
+    assert [t._version for t in outputs.values()] == versions
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_outputs_that_require_grad_are_written_under_no_grad(device):
+    # As torch's in-place ops under no_grad: the write is not recorded.
+    outputs = outputs_for(2, device)
+    outputs["logprobs"], leaf = _with_history(outputs["logprobs"])
+    outputs["logsumexp"].requires_grad_(True)
+    logits = torch.randn(2, 5, device=device)
+    with torch.no_grad():
+        _wrapper_call(outputs, logits)
+    want = torch.log_softmax(logits, -1).gather(-1, torch.argmax(logits, -1, keepdim=True))[:, 0]
+    torch.testing.assert_close(outputs["logprobs"].detach(), want, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(outputs["logsumexp"].detach(), torch.logsumexp(logits, -1), rtol=2e-5, atol=2e-5)
+    assert leaf.grad is None
+
+
 # ---------------------------------------------------------------------------
 # torch.compile
 # ---------------------------------------------------------------------------

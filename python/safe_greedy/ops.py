@@ -10,6 +10,7 @@ from safe_greedy import extension  # noqa: F401  (loads _C, which registers torc
 # as much as the rest of a small CPU call's host work.
 _GREEDY_SAMPLE = torch.ops.safe_greedy.greedy_sample.default
 _GREEDY_SAMPLE_OUTPUTS = torch.ops.safe_greedy.greedy_sample_outputs.default
+_grad_enabled = torch.is_grad_enabled
 
 
 def greedy_sample(
@@ -40,7 +41,9 @@ def greedy_sample(
 
     NaN and infinities as torch gives them: a row with a NaN has NaN
     ``logsumexp``, one with a ``+inf`` ``+inf``, an all ``-inf`` row ``-inf``;
-    ``logprobs`` is NaN for those rows.
+    ``logprobs`` is NaN for those rows. The outputs carry no gradient: a
+    ``logprobs`` or ``logsumexp`` that requires grad is refused while grad
+    mode is on.
     """
     _require_tensor("greedy_sample(): out", out)
     _require_tensor("greedy_sample(): logits", logits)
@@ -51,6 +54,12 @@ def greedy_sample(
         _require_optional_tensor("greedy_sample(): logsumexp", logsumexp)
         _require_optional_tensor("greedy_sample(): valid", valid)
         _require_optional_int("greedy_sample(): fallback_token", fallback_token)
+        # Tested inline, grad mode first (off where servers sample): the
+        # call's whole host time is a few microseconds.
+        if _grad_enabled() and (
+            (logprobs is not None and logprobs.requires_grad) or (logsumexp is not None and logsumexp.requires_grad)
+        ):
+            _refuse_outputs_with_grad(logprobs, logsumexp)
         _GREEDY_SAMPLE_OUTPUTS(out, logits, logprobs, logsumexp, valid, fallback_token)
 
 
@@ -126,6 +135,23 @@ def _require_tensor(what: str, value) -> None:
 def _require_optional_tensor(what: str, value) -> None:
     if value is not None:
         _require_tensor(what, value)
+
+
+def _refuse_outputs_with_grad(logprobs: Optional[torch.Tensor], logsumexp: Optional[torch.Tensor]) -> None:
+    # The outputs carry no gradient. Written into a tensor that requires grad,
+    # autograd would send that tensor's gradient through the values it held
+    # before the call, as torch's out= functions refuse to let it. The op
+    # itself refuses only a leaf (torch's in-place check, which its write
+    # passes through: csrc/extension/inplace_write.h); here every such
+    # output is refused, before anything is written.
+    for name, t in (("logprobs", logprobs), ("logsumexp", logsumexp)):
+        if t is None or not t.requires_grad:
+            continue
+        raise RuntimeError(
+            f"greedy_sample: {name} requires grad, but greedy_sample's outputs carry no gradient, "
+            f"and autograd would send {name}'s gradient through the values it held before the call; "
+            f"pass a tensor that does not require grad ({name}.detach()), or call under torch.no_grad()"
+        )
 
 
 def _require_optional_int(what: str, value) -> None:
