@@ -8,7 +8,9 @@ Three layers:
   collective, the in-place write);
 - real process groups over gloo with 2, 3 and 4 ranks (tests/distributed_worker.py,
   one group per world size running all its cases), and on a GPU the CUDA
-  kernels, CUDA graph capture and a one-rank NCCL group.
+  kernels, CUDA graph capture and a one-rank NCCL group; with 2, 3, 4 and 8
+  GPUs, NCCL groups of that many ranks, one GPU a rank (skipped where fewer
+  GPUs are present).
 """
 
 import multiprocessing
@@ -293,3 +295,16 @@ def test_one_rank_nccl_group(tmp_path):
     if not torch.distributed.is_nccl_available():
         pytest.skip("this torch has no NCCL")
     run_group(1, "nccl", "cuda", tmp_path)
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("world", [2, 3, 4, 8])
+def test_nccl_group_gives_every_rank_the_argmax_of_the_full_row(world, tmp_path):
+    # The gloo test's cases, and the CUDA graph capture, with one GPU a rank:
+    # NCCL refuses two ranks on one GPU.
+    if not torch.distributed.is_nccl_available():
+        pytest.skip("this torch has no NCCL")
+    if torch.cuda.device_count() < world:
+        pytest.skip(f"needs {world} GPUs, one a rank")
+    run_group(world, "nccl", "cuda", tmp_path)
