@@ -56,10 +56,11 @@ def greedy_sample(
         _require_optional_int("greedy_sample(): fallback_token", fallback_token)
         # Tested inline, grad mode first (off where servers sample): the
         # call's whole host time is a few microseconds.
-        if _grad_enabled() and (
-            (logprobs is not None and logprobs.requires_grad) or (logsumexp is not None and logsumexp.requires_grad)
-        ):
-            _refuse_outputs_with_grad(logprobs, logsumexp)
+        if _grad_enabled():
+            if logprobs is not None and logprobs.requires_grad:
+                _refuse_output_with_grad("logprobs")
+            if logsumexp is not None and logsumexp.requires_grad:
+                _refuse_output_with_grad("logsumexp")
         _GREEDY_SAMPLE_OUTPUTS(out, logits, logprobs, logsumexp, valid, fallback_token)
 
 
@@ -137,21 +138,18 @@ def _require_optional_tensor(what: str, value) -> None:
         _require_tensor(what, value)
 
 
-def _refuse_outputs_with_grad(logprobs: Optional[torch.Tensor], logsumexp: Optional[torch.Tensor]) -> None:
+def _refuse_output_with_grad(name: str) -> None:
     # The outputs carry no gradient. Written into a tensor that requires grad,
     # autograd would send that tensor's gradient through the values it held
     # before the call, as torch's out= functions refuse to let it. The op
     # itself refuses only a leaf (torch's in-place check, which its write
     # passes through: csrc/extension/inplace_write.h); here every such
     # output is refused, before anything is written.
-    for name, t in (("logprobs", logprobs), ("logsumexp", logsumexp)):
-        if t is None or not t.requires_grad:
-            continue
-        raise RuntimeError(
-            f"greedy_sample: {name} requires grad, but greedy_sample's outputs carry no gradient, "
-            f"and autograd would send {name}'s gradient through the values it held before the call; "
-            f"pass a tensor that does not require grad ({name}.detach()), or call under torch.no_grad()"
-        )
+    raise RuntimeError(
+        f"greedy_sample: {name} requires grad, but greedy_sample's outputs carry no gradient, "
+        f"and autograd would send {name}'s gradient through the values it held before the call; "
+        f"pass a tensor that does not require grad ({name}.detach()), or call under torch.no_grad()"
+    )
 
 
 def _require_optional_int(what: str, value) -> None:

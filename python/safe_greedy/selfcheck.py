@@ -383,6 +383,18 @@ def close_like_torch(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
     return torch.where(nan, torch.isnan(got), torch.where(inf, got == want, near))
 
 
+def wrong_rows(x: torch.Tensor, fallback: Optional[int], out: Optional[torch.Tensor], logprobs: torch.Tensor,
+               logsumexp: torch.Tensor, valid: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per output of a call on ``x``, which rows differ from torch's answer
+    (outputs_reference), by this check's rule (close_like_torch); the token
+    only where ``out`` is given."""
+    token, lp, lse, ok = outputs_reference(x, fallback)
+    wrong = {} if out is None else {"token": out.long() != token}
+    wrong.update(valid=valid != ok, logprobs=~close_like_torch(logprobs, lp),
+                 logsumexp=~close_like_torch(logsumexp, lse))
+    return wrong
+
+
 def outputs_checks(device: torch.device, cases: int = 100, seed: int = 1, log=print) -> int:
     """Random rows with every extra output against torch's log_softmax,
     logsumexp and isnan/amax; returns the number of failed cases."""
@@ -411,13 +423,7 @@ def outputs_checks(device: torch.device, cases: int = 100, seed: int = 1, log=pr
         logsumexp = torch.empty(batch, device=device)
         valid = torch.empty(batch, dtype=torch.bool, device=device)
         greedy_sample(out, x, logprobs=logprobs, logsumexp=logsumexp, valid=valid, fallback_token=fallback)
-        token, lp, lse, ok = outputs_reference(x, fallback)
-        bad = {
-            "token": int((out.long() != token).sum()),
-            "valid": int((valid != ok).sum()),
-            "logprobs": int((~close_like_torch(logprobs, lp)).sum()),
-            "logsumexp": int((~close_like_torch(logsumexp, lse)).sum()),
-        }
+        bad = {name: int(rows.sum()) for name, rows in wrong_rows(x, fallback, out, logprobs, logsumexp, valid).items()}
         if any(bad.values()):
             failed += 1
             if len(failures) < 10:
